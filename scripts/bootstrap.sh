@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Prepare a Debian machine (run as root): Python 3.11 venv with the project, and a running
+# RabbitMQ. Idempotent: safe to run again. Usage: scripts/bootstrap.sh [--test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+command -v rabbitmq-server >/dev/null || need_apt+=(rabbitmq-server)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "==> apt-get install ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+if [ "${1:-}" = "--test" ] && ! command -v promtool >/dev/null; then
+  echo "==> apt-get install prometheus (tests run a real Prometheus and promtool)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+fi
+
+python3 - <<'PY'
+import sys
+if sys.version_info[:2] != (3, 11):
+    sys.exit(f"需要 Python 3.11（nameko 2.14 与 eventlet 0.41 的组合），当前为 {sys.version.split()[0]}")
+PY
+
+if ! rabbitmqctl -q status >/dev/null 2>&1; then
+  echo "==> starting RabbitMQ"
+  rabbitmq-server -detached
+  rabbitmqctl -q await_startup --timeout 120
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  python3 -m venv .venv
+fi
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+echo "==> pip install -e .${extras}"
+.venv/bin/pip install -q --disable-pip-version-check -e ".${extras}"

@@ -1,0 +1,1 @@
+"""Seed data shipped with the matters service (a package so the YAML is installed with it)."""

@@ -1,0 +1,30 @@
+# Service tests run Nameko containers in this process, so eventlet must patch first.
+# They run in their own pytest invocation (scripts/test.sh), never mixed with unit tests.
+import eventlet
+
+eventlet.monkey_patch()
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _service_marker(request):
+    request.node.add_marker(pytest.mark.service)
+
+
+@pytest.fixture
+def start():
+    """Start Nameko containers in this process; stop them after the test, in start order."""
+    from nameko.containers import ServiceContainer
+
+    containers = []
+
+    def run(cls, config):
+        container = ServiceContainer(cls, config)
+        containers.append(container)
+        container.start()
+        return container
+
+    yield run
+    for container in containers:
+        container.stop()

@@ -1,0 +1,6 @@
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _system_marker(request):
+    request.node.add_marker(pytest.mark.system)
