@@ -4,31 +4,39 @@
 # and the systemd units hall-{matters,queue,rating,sync}.service grouped by hall.target.
 #
 #   deploy/systemd/install.sh --code 421302101202 --name 二村便民服务站 \
-#       --upstream 421302101 --upstream-broker 10.20.0.5:5672 [--secrets DIR] [--bind 0.0.0.0]
+#       --upstream 421302101 --upstream-broker 10.20.0.5:5672 [--secrets DIR] [--bind 0.0.0.0] \
+#       [--base-port 8100] [--broker 127.0.0.1:5672] [--store URI] [--prefix hall-]
 #
-# --secrets DIR: the files `hallctl add-village` wrote for this site on the county's machine
+# --secrets DIR: the files `hallctl add-village` wrote for this site on the parent's machine
 # (<code>.broker-password, <code>.sync-key, <code>.privacy-salt); without it new ones
 # are generated and must be registered upstream (docs/operations.md, “增加村站点”).
 # Idempotent: running it again keeps data and secrets, refreshes code, configs and units.
+# The site options are remembered in /var/lib/hall/<code>/site.json (by `hallctl site-init`):
+# a re-run needs no option at all (the code comes from /etc/hall/hall.env); an option given
+# again with another value replaces the remembered one, and the change is printed.
 set -euo pipefail
 
 SRC="$(cd "$(dirname "$0")/../.." && pwd)"
 PREFIX=/opt/hall
 DATA=/var/lib/hall
-CODE="" NAME="" UPSTREAM="" UPSTREAM_BROKER="" SECRETS="" BIND=127.0.0.1 KEEP_GUEST=0
+CODE="" SECRETS="" KEEP_GUEST=0
+# Options for `hallctl site-init`, passed on only when given (site.json keeps the rest).
+INIT=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --code) CODE="$2"; shift 2 ;;
-    --name) NAME="$2"; shift 2 ;;
-    --upstream) UPSTREAM="$2"; shift 2 ;;
-    --upstream-broker) UPSTREAM_BROKER="$2"; shift 2 ;;
+    --name|--upstream|--upstream-broker|--bind|--base-port|--broker|--store|--prefix)
+      [ $# -ge 2 ] || { echo "$1 需要一个值" >&2; exit 2; }
+      INIT+=("$1" "$2"); shift 2 ;;
     --secrets) SECRETS="$2"; shift 2 ;;
-    --bind) BIND="$2"; shift 2 ;;
     --keep-guest) KEEP_GUEST=1; shift ;;
     *) echo "未知参数：$1" >&2; exit 2 ;;
   esac
 done
-[ -n "$CODE" ] && [ -n "$NAME" ] || { echo "需要 --code 与 --name" >&2; exit 2; }
+if [ -z "$CODE" ] && [ -f /etc/hall/hall.env ]; then
+  CODE="$(sed -n 's/^HALL_SITE=//p' /etc/hall/hall.env)"   # a re-run: the installed site
+fi
+[ -n "$CODE" ] || { echo "需要 --code（第一次安装还需要 --name）" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "请以 root 运行" >&2; exit 2; }
 
 echo "==> apt-get install python3-venv rabbitmq-server sqlite3"
@@ -58,8 +66,7 @@ if [ -n "$SECRETS" ]; then
 fi
 
 echo "==> site files ${DATA}/${CODE}"
-args=(site-init --data-dir "$DATA" --code "$CODE" --name "$NAME" --bind "$BIND")
-[ -n "$UPSTREAM" ] && args+=(--upstream "$UPSTREAM" --upstream-broker "$UPSTREAM_BROKER")
+args=(site-init --data-dir "$DATA" --code "$CODE" "${INIT[@]}")
 "$PREFIX/venv/bin/python" -m services.hallctl.ops_cli "${args[@]}"
 chown -R hall:hall "$DATA"
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-from nameko.rpc import rpc
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from services.common.errors import HallError, NotFound, http_response
 from services.common.feeds import read_feed
+from services.common.rpc import rpc
 from services.common.runtime import EntrypointMetrics, Runtime, SiteContext, one_line_startup_errors
 
 one_line_startup_errors()

@@ -23,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="显示演示网络各进程及其健康状态")
     status.add_argument("--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR))
     # Operator subcommands: start, stop, restart, config, check, site-init, add-town,
-    # add-village, rotate-key, definitions (services/hallctl/ops_*.py).
+    # add-village, rotate-key, backup, definitions (services/hallctl/ops_*.py).
     from services.hallctl import ops_cli
 
     ops_cli.add_parsers(commands)

@@ -1,6 +1,7 @@
 """The operator subcommands of ``hallctl`` (``start``, ``stop``, ``restart``, ``config``,
-``check``, ``site-init``, ``add-village``, ``definitions``), registered by ``cli.py`` through
-:func:`add_parsers`; also runnable alone as ``python -m services.hallctl.ops_cli``."""
+``check``, ``site-init``, ``add-town``, ``add-village``, ``rotate-key``, ``backup``,
+``definitions``), registered by ``cli.py`` through :func:`add_parsers`; also runnable alone
+as ``python -m services.hallctl.ops_cli``."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import sys
 import warnings
 from typing import Any
 
-from services.hallctl import ops_definitions, ops_site, ops_village
+from services.hallctl import ops_backup, ops_definitions, ops_site, ops_village
 
 
 def add_parsers(commands: Any) -> None:
     ops_site.add_parsers(commands)
     ops_village.add_parsers(commands)
+    ops_backup.add_parser(commands)
     ops_definitions.add_parser(commands)
 
 

@@ -200,6 +200,7 @@ def write_secret(path: Path, value: str | None = None) -> str:
     value = value or secrets.token_urlsafe(24)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: set it
     with os.fdopen(fd, "w") as out:
         out.write(value + "\n")
     return value

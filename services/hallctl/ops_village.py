@@ -20,7 +20,9 @@ added to the town's ``SYNC.children`` when the town's config is in the same data
 from __future__ import annotations
 
 import argparse
+import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from urllib.parse import quote
 
 import yaml
 
+from services.common.config import mask_uri
 from services.common.errors import HallError
 from services.common.site import Tier, is_proper_ancestor, parse_site_identity, tier_of
 from services.hallctl.ops_definitions import (
@@ -164,10 +167,149 @@ def _secret(data_dir: Path, name: str) -> str:
     return read_secret(path) or write_secret(path)
 
 
-def init_site(data_dir: Path, plan: SitePlan, children: tuple[str, ...] = ()) -> SiteDir:
-    """Write (idempotently: secrets are kept) the configs and broker definitions of a site."""
+# --- options remembered per site (site.json) --------------------------------------------------
+
+SITE_FILE = "site.json"
+# What ``site-init`` is given, with the value used when neither the command line nor the
+# site's ``site.json`` has it.
+OPTION_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "upstream": None,
+    "broker": "127.0.0.1:5672",
+    "upstream_broker": None,
+    "base_port": 8100,
+    "bind": "127.0.0.1",
+    "store_uri": None,
+    "prefix": "hall-",
+}
+OPTION_FLAGS = {
+    "name": "--name",
+    "upstream": "--upstream",
+    "broker": "--broker",
+    "upstream_broker": "--upstream-broker",
+    "base_port": "--base-port",
+    "bind": "--bind",
+    "store_uri": "--store",
+    "prefix": "--prefix",
+}
+
+
+def site_file(site: SiteDir) -> Path:
+    return site.root / SITE_FILE
+
+
+def load_site_options(site: SiteDir) -> dict[str, Any] | None:
+    """The options ``site-init`` last wrote for this site, or None (never initialised here)."""
+    path = site_file(site)
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError as exc:
+        raise OpsError(f"{path} 不是有效的 JSON（{exc}）；改正或删除它后再运行") from None
+    if not isinstance(doc, dict) or str(doc.get("code")) != site.code:
+        raise OpsError(f"{path} 不是站点 {site.code} 的选项文件")
+    return doc
+
+
+def _save_site_options(site: SiteDir, doc: Mapping[str, Any]) -> None:
+    # mode 600: a STORE_URI may carry a database password
+    write_secret(site_file(site), json.dumps(doc, ensure_ascii=False, indent=2))
+
+
+def _options_doc(plan: SitePlan, children: Iterable[str]) -> dict[str, Any]:
+    return {
+        "code": plan.code,
+        **{key: getattr(plan, key) for key in OPTION_DEFAULTS},
+        "children": sorted(set(children)),
+        "written_by": "hallctl site-init: 再次运行时沿用这些选项；命令行给出的值覆盖它们",
+    }
+
+
+@dataclass(frozen=True)
+class ResolvedPlan:
+    """A site's plan from the command line over its ``site.json`` over the defaults."""
+
+    plan: SitePlan
+    first: bool  # no site.json yet
+    kept: dict[str, Any]  # omitted now, taken from site.json (where not the default)
+    changed: dict[str, tuple[Any, Any]]  # given now and different from site.json: old, new
+
+    def report(self) -> list[str]:
+        lines = []
+        if self.kept:
+            shown = "，".join(f"{OPTION_FLAGS[k]} {_shown(v)}" for k, v in self.kept.items())
+            lines.append(f"沿用上次的选项（{SITE_FILE}）：{shown}")
+        for key, (old, new) in self.changed.items():
+            lines.append(f"按本次参数更改 {OPTION_FLAGS[key]}：{_shown(old)} → {_shown(new)}")
+        return lines
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "":
+        return "（默认）"
+    return mask_uri(value) if isinstance(value, str) and "://" in value else str(value)
+
+
+def resolve_plan(
+    site: SiteDir, given: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> ResolvedPlan:
+    """``given`` holds the options of this run (None: omitted; ``store_uri`` "": back to the
+    default SQLite files). Omitted options come from the site's ``site.json``, so a re-run
+    with fewer options never rewrites the configs with defaults; then from ``defaults``
+    (e.g. a child takes its parent's prefix), then from ``OPTION_DEFAULTS``."""
+    saved = load_site_options(site)
+    fallback = {**OPTION_DEFAULTS, **{k: v for k, v in (defaults or {}).items() if v is not None}}
+    values: dict[str, Any] = {}
+    kept: dict[str, Any] = {}
+    changed: dict[str, tuple[Any, Any]] = {}
+    for key, default in fallback.items():
+        value = given.get(key)
+        if value is not None:
+            if key in ("store_uri", "upstream_broker", "upstream") and value == "":
+                value = None
+            if saved is not None and saved.get(key) != value:
+                changed[key] = (saved.get(key), value)
+        elif saved is not None and key in saved:
+            value = saved[key]
+            if value != default and key != "name":
+                kept[key] = value
+        else:
+            value = default
+        values[key] = value
+    if not values["name"]:
+        raise OpsError(
+            f"站点 {site.code} 第一次初始化（{site_file(site)} 不存在）时必须给出 --name"
+        )
+    plan = SitePlan(code=site.code, **values)
+    return ResolvedPlan(plan, saved is None, kept, changed)
+
+
+def _add_children_to_options(site: SiteDir, children: Iterable[str]) -> None:
+    saved = load_site_options(site)
+    if saved is not None:
+        known = {str(c) for c in saved.get("children") or []}
+        if not set(children) <= known:
+            _save_site_options(site, {**saved, "children": sorted(known | set(children))})
+
+
+# --- a site's files ---------------------------------------------------------------------------
+
+
+def init_site(
+    data_dir: Path,
+    plan: SitePlan,
+    children: tuple[str, ...] = (),
+    remove_children: tuple[str, ...] = (),
+) -> SiteDir:
+    """Write (idempotently: secrets are kept) the configs and broker definitions of a site,
+    and its options to ``site.json``. The children registered earlier (``site.json``) stay
+    registered unless named in ``remove_children``."""
     plan.tier  # noqa: B018  (validates code, tier and upstream; raises InvalidInput)
     site = SiteDir(data_dir, plan.code)
+    saved = load_site_options(site) or {}
+    registered = {str(c) for c in saved.get("children") or []}
+    all_children = sorted((registered | set(children)) - set(remove_children))
     password = _secret(data_dir, f"{plan.code}.broker-password")
     # One user per site: on a shared broker (vhosts per site, like the demo) two passwords
     # for the same user name would overwrite each other.
@@ -175,44 +317,50 @@ def init_site(data_dir: Path, plan: SitePlan, children: tuple[str, ...] = ()) ->
     sync_key = _secret(data_dir, f"{plan.code}.sync-key") if plan.upstream else None
     # One salt per site for the protected phone and ID hashes of matters, queue and rating.
     salt = _secret(data_dir, f"{plan.code}.privacy-salt")
+    child_passwords = {}
+    for child in all_children:
+        child_password = read_secret(secrets_dir(data_dir) / f"{child}.broker-password")
+        if child_password is None:  # an empty hash would lock the child out on import
+            raise OpsError(
+                f"缺少下级站点 {child} 的密钥 {secrets_dir(data_dir)}/{child}.broker-password"
+                f"（不再是下级站点时：--remove-child {child}）"
+            )
+        child_passwords[child] = child_password
     for service in SERVICES:
         path = site.config_path(service)
         text = service_config(plan, service, site, password, upstream_password, sync_key, salt)
         if service == "sync" and path.exists():  # keep registered children and tuning
             section = read_sync_section(path.read_text())
             section.update({"key": sync_key} if sync_key else {})
+            for child in remove_children:
+                (section.get("children") or {}).pop(child, None)
             text = replace_sync_section(text, section)
         write_secret(path, text.rstrip("\n"))
-    child_passwords = {}
-    for child in children:
-        child_password = read_secret(secrets_dir(data_dir) / f"{child}.broker-password")
-        if child_password is None:  # an empty hash would lock the child out on import
-            raise OpsError(
-                f"缺少下级站点 {child} 的密钥 {secrets_dir(data_dir)}/{child}.broker-password"
-            )
-        child_passwords[child] = child_password
     definitions = site_definitions(
         SiteBroker(plan.code, password, child_passwords), BrokerNames(plan.prefix)
     )
     write_secret(site.root / "rabbitmq" / "definitions.json", render(definitions).rstrip("\n"))
     for sub in ("data", "logs", "run"):
         (site.root / sub).mkdir(parents=True, exist_ok=True)
+    _save_site_options(site, _options_doc(plan, all_children))
     return site
 
 
 @dataclass(frozen=True)
 class ChildAdded:
-    child: SiteDir
+    child: SiteDir | None  # the child's site directory, written only with ``local``
     parent_definitions: Path
     parent_sync_config: Path | None  # updated in place when the parent's config is here
     children_snippet: str
+    secrets: tuple[Path, ...] = ()  # the child's secret files, to copy to its machine
 
     @property
-    def village(self) -> SiteDir:
+    def village(self) -> SiteDir | None:
         return self.child
 
 
 VillageAdded = ChildAdded
+CHILD_SECRETS = ("broker-password", "sync-key", "privacy-salt")
 
 
 def _set_child_keys(parent_sync: Path, child: str, keys: list[str]) -> None:
@@ -229,16 +377,28 @@ def _child_keys(parent_sync: Path, child: str) -> list[str]:
     return [str(k) for k in (section.get("children") or {}).get(child, [])]
 
 
-def add_child(data_dir: Path, plan: SitePlan, tier: Tier) -> ChildAdded:
-    """Create a child site's files (town under a county, village under a town) and register
-    it with its parent: the parent broker's part of the definitions, and its sync key in the
-    parent's ``SYNC.children`` when the parent's config is in ``data_dir``."""
+def add_child(data_dir: Path, plan: SitePlan, tier: Tier, local: bool = False) -> ChildAdded:
+    """Register a child site (a town under a county, a village under a town) with its parent,
+    on the parent's machine: the child's secrets (to copy to the child), the parent broker's
+    part of the definitions (the child's user, limited to ``sync``), its sync key in the
+    parent's ``SYNC.children`` and its code in the parent's ``site.json`` when the parent's
+    files are in ``data_dir``.
+
+    The child's own site directory is written only with ``local`` (the child runs on this
+    machine too): a child on its own machine gets it there, from ``install.sh`` or
+    ``site-init``, and a copy here would only be a stale look-alike."""
     label = {Tier.VILLAGE: "村（社区）", Tier.TOWN: "镇（街道）"}[tier]
     if tier_of(plan.code) is not tier or not plan.upstream:
         raise OpsError(f"{plan.code} 不是{label}级站点代码，或没有给出上级站点")
     if not is_proper_ancestor(plan.upstream, plan.code):
         raise OpsError(f"{plan.upstream} 不是 {plan.code} 的上级站点")
-    child = init_site(data_dir, plan)
+    child: SiteDir | None = None
+    if local:
+        child = init_site(data_dir, plan)
+    else:
+        parse_site_identity(plan.code, _tier_name(plan.code), plan.name or plan.code, plan.upstream)
+        for kind in CHILD_SECRETS:
+            _secret(data_dir, f"{plan.code}.{kind}")
     names = BrokerNames(plan.prefix)
     password = read_secret(secrets_dir(data_dir) / f"{plan.code}.broker-password")
     key = read_secret(secrets_dir(data_dir) / f"{plan.code}.sync-key")
@@ -259,16 +419,21 @@ def add_child(data_dir: Path, plan: SitePlan, tier: Tier) -> ChildAdded:
     if parent_sync.exists():
         keys = _child_keys(parent_sync, plan.code)
         _set_child_keys(parent_sync, plan.code, keys if key in keys else [*keys[-1:], key])
+    _add_children_to_options(parent, [plan.code])
     return ChildAdded(
-        child, parent_definitions, parent_sync if parent_sync.exists() else None, snippet
+        child,
+        parent_definitions,
+        parent_sync if parent_sync.exists() else None,
+        snippet,
+        tuple(secrets_dir(data_dir) / f"{plan.code}.{kind}" for kind in CHILD_SECRETS),
     )
 
 
-def add_village(data_dir: Path, plan: SitePlan) -> ChildAdded:
-    """Create a village's site files and register it with its town."""
+def add_village(data_dir: Path, plan: SitePlan, local: bool = False) -> ChildAdded:
+    """Register a village with its town (``local``: and write its site directory here)."""
     if tier_of(plan.code) is Tier.VILLAGE and plan.upstream and len(plan.upstream) != 9:
         raise OpsError(f"{plan.upstream} 不是镇（街道）站点代码（9 位）")
-    return add_child(data_dir, plan, Tier.VILLAGE)
+    return add_child(data_dir, plan, Tier.VILLAGE, local)
 
 
 # --- sync key rotation ------------------------------------------------------------------------
@@ -279,11 +444,25 @@ class Rotation:
     child: str
     new_key_file: Path
     parent_sync_config: Path | None
-    child_sync_config: Path | None
+    child_sync_config: Path | None  # the child's config, updated here when it is reachable
+    child_key_file: Path | None = None  # the key file written into the child's site
+    copy_to: Path | None = None  # where the key file belongs at the child (not reachable)
 
 
-def rotate_begin(data_dir: Path, child: str, parent: str) -> Rotation:
-    """Step 1: a new key for ``child``; the parent accepts the old and the new one."""
+def _set_own_key(sync_config: Path, key: str) -> None:
+    text = sync_config.read_text()
+    section = read_sync_section(text)
+    section["key"] = key
+    write_secret(sync_config, replace_sync_section(text, section).rstrip("\n"))
+
+
+def rotate_begin(
+    data_dir: Path, child: str, parent: str, child_data_dir: Path | None = None
+) -> Rotation:
+    """Step 1: a new key for ``child``; the parent accepts the old and the new one; the new
+    key is delivered to the child when its site directory is reachable from here
+    (``child_data_dir``, default ``data_dir``): written to its ``secrets/<child>.sync-key``
+    (mode 600) and its ``SYNC.key``. Otherwise ``copy_to`` says where it belongs there."""
     secrets = secrets_dir(data_dir)
     old = read_secret(secrets / f"{child}.sync-key")
     new_path = secrets / f"{child}.sync-key.new"
@@ -292,10 +471,20 @@ def rotate_begin(data_dir: Path, child: str, parent: str) -> Rotation:
     if parent_sync.exists():
         current = _child_keys(parent_sync, child) or ([old] if old else [])
         _set_child_keys(parent_sync, child, [*[k for k in current if k != new][-1:], new])
-    return Rotation(child, new_path, parent_sync if parent_sync.exists() else None, None)
+    parent_config = parent_sync if parent_sync.exists() else None
+    target_dir = child_data_dir or data_dir
+    target = secrets_dir(target_dir) / f"{child}.sync-key"
+    child_sync = SiteDir(target_dir, child).config_path("sync")
+    if not child_sync.exists():
+        return Rotation(child, new_path, parent_config, None, copy_to=target)
+    write_secret(target, new)
+    _set_own_key(child_sync, new)
+    return Rotation(child, new_path, parent_config, child_sync, child_key_file=target)
 
 
-def rotate_finish(data_dir: Path, child: str, parent: str) -> Rotation:
+def rotate_finish(
+    data_dir: Path, child: str, parent: str, child_data_dir: Path | None = None
+) -> Rotation:
     """Step 2 (after the child runs with the new key): the parent forgets the old key, and
     the new key becomes ``<child>.sync-key`` (and the child's SYNC.key when it is here)."""
     secrets = secrets_dir(data_dir)
@@ -306,12 +495,11 @@ def rotate_finish(data_dir: Path, child: str, parent: str) -> Rotation:
     parent_sync = SiteDir(data_dir, parent).config_path("sync")
     if parent_sync.exists():
         _set_child_keys(parent_sync, child, [new])
-    child_sync = SiteDir(data_dir, child).config_path("sync")
+    target_dir = child_data_dir or data_dir
+    child_sync = SiteDir(target_dir, child).config_path("sync")
     if child_sync.exists():
-        text = child_sync.read_text()
-        section = read_sync_section(text)
-        section["key"] = new
-        write_secret(child_sync, replace_sync_section(text, section).rstrip("\n"))
+        _set_own_key(child_sync, new)
+        write_secret(secrets_dir(target_dir) / f"{child}.sync-key", new)
     write_secret(secrets / f"{child}.sync-key", new)
     new_path.unlink()
     return Rotation(
@@ -325,56 +513,87 @@ def rotate_finish(data_dir: Path, child: str, parent: str) -> Rotation:
 # --- command line ---------------------------------------------------------------------------
 
 
-def _plan_args(cmd: argparse.ArgumentParser) -> None:
+def _plan_args(cmd: argparse.ArgumentParser, child: bool = False) -> None:
+    # No defaults here: an omitted option is taken from the site's site.json (then the
+    # default in OPTION_DEFAULTS), so a re-run never rewrites what an earlier run set.
+    only = "（仅与 --local 一起使用）" if child else ""
     cmd.add_argument("--code", required=True, help="站点代码")
-    cmd.add_argument("--name", required=True, help="站点名称")
-    cmd.add_argument("--broker", default="127.0.0.1:5672", help="本站点 RabbitMQ 主机:端口")
-    cmd.add_argument("--upstream-broker", help="上级站点 RabbitMQ 主机:端口")
-    cmd.add_argument("--base-port", type=int, default=8100, help="四个服务的 HTTP 端口起点")
+    cmd.add_argument("--name", help="站点名称（第一次必须给出，之后沿用）")
+    cmd.add_argument("--broker", help=f"本站点 RabbitMQ 主机:端口（默认 127.0.0.1:5672）{only}")
+    cmd.add_argument("--upstream-broker", help=f"上级站点 RabbitMQ 主机:端口{only}")
+    cmd.add_argument("--base-port", type=int, help=f"四个服务的 HTTP 端口起点（默认 8100）{only}")
     cmd.add_argument(
-        "--bind", default="127.0.0.1", help="HTTP 监听地址（Prometheus 在别处时 0.0.0.0）"
+        "--bind", help=f"HTTP 监听地址（默认 127.0.0.1；Prometheus 在别处时 0.0.0.0）{only}"
     )
-    cmd.add_argument("--store", help="STORE_URI（默认站点目录下的 SQLite 文件）")
-    cmd.add_argument("--prefix", default="hall-", help="vhost 与用户名前缀")
+    cmd.add_argument(
+        "--store", help=f"STORE_URI（默认站点目录下的 SQLite 文件；'' 恢复默认）{only}"
+    )
+    cmd.add_argument("--prefix", help="vhost 与用户名前缀（默认 hall-）")
     cmd.add_argument("--data-dir", type=Path, default=None)
 
 
-def _plan(args: argparse.Namespace, upstream: str | None) -> SitePlan:
-    return SitePlan(
-        code=args.code,
-        name=args.name,
-        upstream=upstream,
-        broker=args.broker,
-        upstream_broker=args.upstream_broker,
-        base_port=args.base_port,
-        bind=args.bind,
-        store_uri=args.store,
-        prefix=args.prefix,
-    )
+def _given(args: argparse.Namespace, upstream: str | None) -> dict[str, Any]:
+    return {
+        "name": args.name,
+        "upstream": upstream,
+        "broker": args.broker,
+        "upstream_broker": args.upstream_broker,
+        "base_port": args.base_port,
+        "bind": args.bind,
+        "store_uri": args.store,
+        "prefix": args.prefix,
+    }
 
 
 def add_parsers(commands: Any) -> None:
-    init = commands.add_parser("site-init", help="生成一个站点的配置、密钥与 RabbitMQ definitions")
+    init = commands.add_parser(
+        "site-init",
+        help="生成一个站点的配置、密钥与 RabbitMQ definitions"
+        "（选项记入 site.json，再次运行时沿用）",
+    )
     _plan_args(init)
     init.add_argument("--upstream", help="上级站点代码")
     init.add_argument("--child", action="append", default=[], help="已登记的下级站点代码")
+    init.add_argument(
+        "--remove-child", action="append", default=[], help="不再是下级站点的代码（撤销登记）"
+    )
     init.set_defaults(handler=_run_init)
     village = commands.add_parser(
-        "add-village", help="为镇（街道）增加一个村（社区）便民服务站（在其上级站点上运行）"
+        "add-village", help="为镇（街道）登记一个村（社区）便民服务站（在其上级站点上运行）"
     )
-    _plan_args(village)
+    _plan_args(village, child=True)
     village.add_argument("--town", help="所属镇（街道）代码（默认取村代码前 9 位）")
+    _local_arg(village)
     village.set_defaults(handler=_run_add_village)
-    town = commands.add_parser("add-town", help="为县（区）增加一个镇（街道）便民服务中心")
-    _plan_args(town)
+    town = commands.add_parser(
+        "add-town", help="为县（区）登记一个镇（街道）便民服务中心（在其上级站点上运行）"
+    )
+    _plan_args(town, child=True)
     town.add_argument("--county", help="所属县（区）代码（默认取镇代码前 6 位）")
+    _local_arg(town)
     town.set_defaults(handler=_run_add_town)
     rotate = commands.add_parser("rotate-key", help="轮换下级站点的同步密钥（begin，然后 finish）")
     rotate.add_argument("step", choices=("begin", "finish"))
     rotate.add_argument("--child", required=True, help="下级站点代码")
     rotate.add_argument("--parent", help="上级站点代码（默认按代码长度推算）")
     rotate.add_argument("--data-dir", type=Path, default=None)
+    rotate.add_argument(
+        "--child-data-dir",
+        type=Path,
+        default=None,
+        help="下级站点的数据目录：本机可达时把新密钥直接写入，否则打印应复制到该站点的路径"
+        "（默认与 --data-dir 相同）",
+    )
     rotate.set_defaults(handler=_run_rotate)
+
+
+def _local_arg(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--local",
+        action="store_true",
+        help="该下级站点也运行在本机：同时在数据目录中生成它的站点目录（默认不生成，"
+        "它在自己的机器上由 install.sh / site-init 生成）",
+    )
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -382,35 +601,80 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 
 def _run_init(args: argparse.Namespace) -> int:
+    site = SiteDir(_data_dir(args), args.code)
     try:
-        site = init_site(_data_dir(args), _plan(args, args.upstream), tuple(args.child))
+        resolved = resolve_plan(site, _given(args, args.upstream))
+        before = set((load_site_options(site) or {}).get("children") or [])
+        init_site(site.data_dir, resolved.plan, tuple(args.child), tuple(args.remove_child))
+        after = set((load_site_options(site) or {}).get("children") or [])
     except (OpsError, HallError) as exc:
         print(f"错误：{exc}")
         return 1
-    print(f"已生成 {site.root}（配置、密钥、rabbitmq/definitions.json）")
+    for line in resolved.report():
+        print(line)
+    if after - before:
+        print(f"登记下级站点：{'、'.join(sorted(after - before))}")
+    if before - after:
+        print(f"撤销下级站点：{'、'.join(sorted(before - after))}")
+    if after:
+        print(f"已登记的下级站点（写入 definitions.json）：{'、'.join(sorted(after))}")
+    print(f"已生成 {site.root}（配置、密钥、rabbitmq/definitions.json；选项记入 {SITE_FILE}）")
     return 0
 
 
+def _child_plan(args: argparse.Namespace, upstream: str) -> tuple[SitePlan, list[str]]:
+    """The plan of a child being registered, and notes for the operator."""
+    data_dir = _data_dir(args)
+    # The whole network shares one prefix: the child's user is the same on both brokers.
+    parent = load_site_options(SiteDir(data_dir, upstream)) or {}
+    if args.local:
+        given = _given(args, upstream)
+        inherited = {"prefix": parent.get("prefix")}
+        resolved = resolve_plan(SiteDir(data_dir, args.code), given, inherited)
+        return resolved.plan, resolved.report()
+    prefix = args.prefix or parent.get("prefix") or OPTION_DEFAULTS["prefix"]
+    ignored = [
+        OPTION_FLAGS[key]
+        for key, value in _given(args, upstream).items()
+        if value is not None and key not in ("name", "upstream", "prefix")
+    ]
+    notes = []
+    if ignored:
+        notes.append(
+            f"未给 --local，已忽略 {'、'.join(ignored)}：这些是下级站点自己的选项，"
+            "在它的机器上运行 install.sh 或 hallctl site-init 时给出"
+        )
+    return SitePlan(args.code, args.name or "", upstream, prefix=prefix), notes
+
+
 def _run_add_village(args: argparse.Namespace) -> int:
+    upstream = args.town or args.code[:9]
     return _report_child(
-        args, lambda: add_village(_data_dir(args), _plan(args, args.town or args.code[:9]))
+        args, upstream, lambda plan: add_village(_data_dir(args), plan, args.local)
     )
 
 
 def _run_add_town(args: argparse.Namespace) -> int:
-    plan = _plan(args, args.county or args.code[:6])
-    return _report_child(args, lambda: add_child(_data_dir(args), plan, Tier.TOWN))
+    upstream = args.county or args.code[:6]
+    return _report_child(
+        args, upstream, lambda plan: add_child(_data_dir(args), plan, Tier.TOWN, args.local)
+    )
 
 
-def _report_child(args: argparse.Namespace, add: Any) -> int:
+def _report_child(args: argparse.Namespace, upstream: str, add: Any) -> int:
     try:
-        added: ChildAdded = add()
+        plan, notes = _child_plan(args, upstream)
+        added: ChildAdded = add(plan)
     except (OpsError, HallError) as exc:
         print(f"错误：{exc}")
         return 1
+    for note in notes:
+        print(note)
+    secrets = secrets_dir(_data_dir(args))
+    print(f"已在上级站点 {upstream} 登记下级站点 {args.code}")
     print(
-        f"已生成站点 {added.child.root}；"
-        f"把 {secrets_dir(_data_dir(args))}/{args.code}.* 复制到该站点"
+        f"密钥文件：{secrets}/{args.code}.{{{','.join(CHILD_SECRETS)}}}；"
+        "复制到该站点的机器，安装时 install.sh --secrets <目录>"
     )
     print(
         "在上级站点的消息代理上导入：rabbitmqctl import_definitions --format json"
@@ -423,26 +687,66 @@ def _report_child(args: argparse.Namespace, add: Any) -> int:
     else:
         print("在上级站点 sync 配置中加入（然后重启上级的 sync）：")
         print(added.children_snippet, end="")
+    if added.child is not None:
+        print(f"已在本机生成该站点的站点目录 {added.child.root}（--local）")
+    else:
+        print(
+            f"本机未生成 {args.code} 的站点目录：它在自己的机器上由 install.sh 或 site-init 生成"
+            "（两个站点运行在同一台机器上时加 --local）"
+        )
     return 0
 
 
 def _run_rotate(args: argparse.Namespace) -> int:
     parent = args.parent or (args.child[:9] if len(args.child) == 12 else args.child[:6])
     data_dir = _data_dir(args)
+    child_data = args.child_data_dir.resolve() if args.child_data_dir else data_dir
     try:
         if args.step == "begin":
-            r = rotate_begin(data_dir, args.child, parent)
-            print(f"新密钥：{r.new_key_file}；上级 {parent} 现在同时接受新旧密钥")
-            print(
-                f"下一步：把新密钥设为 {args.child} 的 SYNC.key 并重启它的 sync，"
-                "确认同步成功后执行 finish"
-            )
+            r = rotate_begin(data_dir, args.child, parent, child_data)
+            _report_begin(r, parent, data_dir, child_data)
         else:
-            r = rotate_finish(data_dir, args.child, parent)
+            r = rotate_finish(data_dir, args.child, parent, child_data)
             print(f"完成：上级 {parent} 只接受新密钥（{r.new_key_file}）")
+            if r.parent_sync_config:
+                print(f"已更新 {r.parent_sync_config}；重启上级 {parent} 的 sync")
+            if r.child_sync_config:
+                print(f"已确认 {r.child_sync_config} 的 SYNC.key 为新密钥")
     except OpsError as exc:
         print(f"错误：{exc}")
         return 1
-    if r.parent_sync_config:
-        print(f"已更新 {r.parent_sync_config}；重启上级的 sync")
     return 0
+
+
+def _report_begin(r: Rotation, parent: str, data_dir: Path, child_data: Path) -> None:
+    child = r.child
+    print(f"新密钥：{r.new_key_file}（权限 600）")
+    if r.parent_sync_config:
+        print(f"已更新 {r.parent_sync_config}：上级 {parent} 现在同时接受 {child} 的新旧密钥")
+    else:
+        print(f"上级 {parent} 的 sync 配置不在本机：把新密钥加到它的 SYNC.children.{child} 末尾")
+    print(f"1. 重启上级 {parent} 的 sync（systemctl restart hall-sync）")
+    if r.child_key_file and r.child_sync_config:
+        print(
+            f"已把新密钥交付给下级站点 {child}：{r.child_key_file}（权限 600）"
+            f"和 {r.child_sync_config} 的 SYNC.key"
+        )
+        print(f"2. 上级重启之后，重启 {child} 的 sync")
+    else:
+        print(f"下级站点 {child} 的站点目录不在本机（{child_data / child}）。")
+        print(
+            f"2. 把新密钥复制到 {child} 的机器上，路径为 {r.copy_to}"
+            "（权限 600，属主为运行服务的用户）："
+        )
+        print(f"     scp -p {r.new_key_file} root@<{child} 的主机>:{r.copy_to}")
+        print(f"   然后在 {child} 上：")
+        print(f"     chown hall:hall {r.copy_to} && chmod 600 {r.copy_to}")
+        print(
+            f"     hallctl site-init --data-dir {child_data} --code {child}   # 把它写入 SYNC.key"
+        )
+        print("     systemctl restart hall-sync")
+    print(
+        f"3. 在 {child} 上 hallctl check --site {child} 的 rpc check_key 正常"
+        "且不再提示“仍在用旧密钥”后，执行："
+        f"hallctl rotate-key finish --data-dir {data_dir} --child {child}"
+    )

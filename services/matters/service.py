@@ -11,11 +11,11 @@ import logging
 from typing import Any
 
 from nameko.events import EventDispatcher
-from nameko.rpc import rpc
 from nameko.timer import timer
 from werkzeug.wrappers import Request, Response
 
 from services.common import service as base
+from services.common.rpc import rpc
 from services.matters.app import MattersApp
 from services.matters.guide import render_guide
 from services.matters.provider import MattersProvider

@@ -13,12 +13,12 @@ from typing import Any
 
 import eventlet
 from nameko.events import EventDispatcher
-from nameko.rpc import rpc
 from nameko.timer import timer
 from werkzeug.wrappers import Request, Response
 
 from services.common import service as base
 from services.common.errors import InvalidInput
+from services.common.rpc import rpc
 from services.queue import schemas
 from services.queue.app import Hall, HallProvider
 from services.queue.schemas import text

@@ -695,6 +695,20 @@ class Rating:
     # --- replication and rollups -------------------------------------------------------
 
     def store_replicated(self, name: str, docs: list[dict[str, Any]]) -> int:
+        # A record the rollups cannot count (e.g. a level this version does not know) is
+        # refused before anything is stored: once stored, the folder would stop at it for
+        # good (stats failing, the fold loop killing the container). sync parks it at the
+        # child and the rest of the batch is stored.
+        contribution = domain.CONTRIBUTIONS[name]
+        for doc in docs:
+            try:
+                date.fromisoformat(doc["day"])
+                domain.expand(contribution(doc))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                doc_id = doc.get("id") if isinstance(doc, Mapping) else None
+                raise InvalidInput.field(
+                    name, f"记录 {doc_id} 无法计入统计：{type(exc).__name__}: {exc}"
+                ) from None
         applied = self.repo.c[name].upsert_versioned_many(docs)
         self.repo.fold(name)
         return applied

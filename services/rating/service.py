@@ -13,12 +13,13 @@ import eventlet.event
 from nameko.events import event_handler
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from services.common import service as base
 from services.common.config import ConfigError
 from services.common.errors import Conflict, InvalidInput, StoreUnavailable
+from services.common.rpc import rpc
 from services.common.runtime import SiteRuntime
 from services.rating import domain
 from services.rating.handlers import INVITATION_FEED, SOURCES, Rating, check_replicated_name

@@ -107,6 +107,19 @@ def verify(payload: Mapping[str, Any], keys: Sequence[str]) -> bool:
     return any(matches)
 
 
+def matching_key(payload: Mapping[str, Any], keys: Sequence[str]) -> int | None:
+    """The position in ``keys`` of the key ``payload`` was signed with, or None. During a
+    rotation (``[old, new]``) this tells whether a child still signs with the old key."""
+    given = payload.get("signature")
+    if not isinstance(given, str):
+        return None
+    found = None
+    for index, key in enumerate(keys):  # every key is tried, as in ``verify``
+        if hmac.compare_digest(signature(payload, key), given):
+            found = index
+    return found
+
+
 # --- Privacy ----------------------------------------------------------------------------
 
 

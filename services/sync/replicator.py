@@ -20,7 +20,7 @@ from typing import Any
 import eventlet
 from eventlet.greenthread import GreenThread
 from eventlet.semaphore import Semaphore
-from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
+from nameko.exceptions import MethodNotFound, RemoteError, RpcTimeout, UnknownService
 
 from services.common.errors import (
     Conflict,
@@ -35,13 +35,23 @@ from services.common.site import SiteIdentity, within_subtree
 from services.sync import domain
 from services.sync.domain import FeedRef, Span, Task
 from services.sync.local import LocalCaller, LocalUnavailable
-from services.sync.schemas import MAX_PAGE, Settings, load_batch, load_page, load_reconcile
+from services.sync.schemas import (
+    MAX_PAGE,
+    Settings,
+    load_batch,
+    load_key_probe,
+    load_page,
+    load_reconcile,
+)
 from services.sync.store import SyncRepository
 from services.sync.upstream import UpstreamRpc
 
 log = logging.getLogger(__name__)
 
 UP, DOWN, RECONCILE = "up", "down", "reconcile"
+# The key check with the upstream (``sync.verify_key``): its own exchange, so a wrong key
+# shows (metrics ``direction="key"``, ``status()["key"]``) even when nothing waits to be sent.
+KEY = "key"
 # Errors after which the rest of an upstream session is pointless: the link is down.
 LINK_DOWN = frozenset({"unreachable", "timeout", "unknown_service"})
 # Failures after which the upstream connection is still sound (a typed answer came back).
@@ -112,6 +122,7 @@ class SyncContext:
             s.reconcile_interval, s.backoff, next_due=time.monotonic() + s.reconcile_interval
         )
         self.tasks["status"] = Task(s.status_interval, s.backoff)
+        self.tasks[KEY] = Task(s.key_check_interval, s.backoff)
 
     def close_session(self) -> None:
         session, self.session = self.session, None
@@ -188,6 +199,10 @@ class Replicator:
         if self.ctx.identity.upstream is None:
             return {}
         jobs: list[tuple[str, Callable[[Any], Any]]] = []
+        # First: a refused key explains whatever fails after it. (A site that pushes nothing
+        # and has no key, e.g. one that only pulls the catalog, has no key to check.)
+        if due(KEY) and (self.s.key or self.s.upward):
+            jobs.append((KEY, self.verify_key))
         for ref in self.s.upward:
             name = f"{UP}:{ref.key}"
             if due(name):
@@ -234,8 +249,12 @@ class Replicator:
         task.succeeded(time.monotonic())
         if outcome.get("more"):
             task.hurry()
+        if outcome.get("verified") is False:
+            # The upstream cannot check keys (an older version): neither success nor error.
+            self.repo.note(name, {"unverified_at": domain.utc_now_iso(), "note": outcome["note"]})
+            return {"ok": True, **outcome}
         direction, feed = _split(name)
-        self.repo.succeeded(name)
+        self.repo.succeeded(name, {"key_in_use": outcome.get("key")} if name == KEY else None)
         self.m.last_success.labels(**self.m.site, direction=direction, feed=feed).set(time.time())
         return {"ok": True, **outcome}
 
@@ -252,6 +271,68 @@ class Replicator:
             "error": message,
             "retry_in_s": round(wait, 1),
             "error_exc": exc,
+        }
+
+    # --- the key check ----------------------------------------------------------------------
+
+    def verify_key(self, up: Any) -> dict[str, Any]:
+        """Send the upstream a signed probe (no records) and let it verify the signature
+        with the key it holds for this site: a wrong or unregistered key shows at once,
+        not only when there is something to send."""
+        upstream = self.ctx.identity.upstream
+        key = self._key()
+        probe = domain.sign(
+            {
+                "schema": domain.SCHEMA,
+                "child": self.code,
+                "upstream": upstream,
+                "sent_at": domain.utc_now_iso(),
+            },
+            key,
+        )
+        try:
+            with eventlet.Timeout(self.s.rpc_timeout * 2):
+                answer: dict[str, Any] = up.sync.verify_key(probe)
+        except (MethodNotFound, RemoteError) as exc:
+            if isinstance(exc, RemoteError) and exc.exc_type != "MethodNotFound":
+                raise
+            note = f"上级站点 {upstream} 的同步服务版本较旧，不能核验密钥（没有 sync.verify_key）"
+            return {"verified": False, "note": note}
+        except Forbidden as exc:
+            message = f"上级站点 {upstream} 拒绝了本站点 {self.code} 的同步密钥：{exc.message}"
+            raise Forbidden(message, exc.fields) from None
+        return {"verified": True, "key": answer.get("key"), "upstream": answer.get("site_code")}
+
+    def check_key_now(self) -> dict[str, Any]:
+        """The key check on demand (``hallctl check``), on its own connection: it does not
+        wait for a push in progress."""
+        upstream = self.ctx.identity.upstream
+        if upstream is None:
+            raise Conflict("本站点没有上级站点，无需核验同步密钥", {"SITE.upstream": ["未配置"]})
+        try:
+            with self.upstream.proxy(min(self.s.rpc_timeout, 10.0)) as up:
+                result = self._attempt(KEY, self.verify_key, up)
+        except Exception as exc:  # the upstream broker could not be reached
+            result = self._failed(KEY, exc)
+        result.pop("error_exc", None)
+        return {"site_code": self.code, "upstream": upstream, **result, "status": self.key_status()}
+
+    def key_status(self) -> dict[str, Any]:
+        """The last key check: ``ok`` True (accepted), False (refused or failed), None (not
+        checked yet, or the upstream cannot check keys)."""
+        doc = self.repo.outcome(KEY)
+        events = {
+            True: doc.get("last_success") or "",
+            False: doc.get("last_error_at") or "",
+            None: doc.get("unverified_at") or "",
+        }
+        latest = max(events, key=lambda k: events[k])
+        return {
+            "ok": latest if events[latest] else None,
+            "key_in_use": doc.get("key_in_use"),
+            **_outcome(doc),
+            "unverified_at": doc.get("unverified_at"),
+            "note": doc.get("note") if latest is None and events[None] else None,
         }
 
     # --- upward ---------------------------------------------------------------------------
@@ -598,6 +679,7 @@ class Replicator:
             "down": down,
             "children": children,
             "reconcile": _outcome(self.repo.outcome(RECONCILE)) if has_upstream else {},
+            "key": self.key_status() if has_upstream else {},
         }
 
 
@@ -641,6 +723,42 @@ class Receiver:
         if ref not in self.s.accept:
             raise self._refuse("feed_not_accepted", f"本站点不接收数据源 {ref.key}", child)
         return ref
+
+    def verify_key(self, raw: Any) -> dict[str, Any]:
+        """A child's key check: is its probe signed with a key registered for it here?"""
+        try:
+            probe = load_key_probe(raw)
+        except InvalidInput:
+            self.m.refused.labels(**self.m.site, reason="malformed").inc()
+            raise
+        child = probe["child"]
+        if probe["upstream"] != self.code:
+            raise Conflict(
+                f"站点 {child} 把 {probe['upstream']} 当作上级，应答的却是站点 {self.code}",
+                {"UPSTREAM_AMQP_URI": ["指向了错误的站点"]},
+            )
+        keys = self.s.children.get(child)
+        if not keys:
+            raise self._refuse(
+                "unknown_child",
+                f"站点 {child} 未在上级站点 {self.code} 登记（上级 SYNC.children 中没有它的密钥）",
+                child,
+            )
+        index = domain.matching_key(raw, keys)
+        if index is None:
+            raise self._refuse(
+                "bad_signature",
+                f"站点 {child} 的 SYNC.key 与上级站点 {self.code} 为它登记的密钥"
+                f"（SYNC.children.{child}）不一致",
+                child,
+            )
+        return {
+            "ok": True,
+            "site_code": self.code,
+            "child": child,
+            "key": "current" if index == len(keys) - 1 else "previous",
+            "keys_registered": len(keys),
+        }
 
     def ingest(self, raw: Any) -> dict[str, Any]:
         try:

@@ -113,6 +113,7 @@ class SettingsSchema(Schema):
     reconcile_interval = _seconds(1.0, 3600.0)
     reconcile_days = _int(1, 3660, load_default=31)
     status_interval = _seconds(0.5, 5.0)
+    key_check_interval = _seconds(1.0, 60.0)
     backoff_base = _seconds(0.01, 1.0)
     backoff_cap = _seconds(0.1, 300.0)
     mask_keys = fields.List(
@@ -144,6 +145,7 @@ class Settings:
     reconcile_interval: float
     reconcile_days: int
     status_interval: float
+    key_check_interval: float
     backoff: Backoff
     mask_keys: tuple[str, ...]
 
@@ -178,6 +180,7 @@ def load_settings(section: Mapping[str, Any]) -> Settings:
         reconcile_interval=data["reconcile_interval"],
         reconcile_days=data["reconcile_days"],
         status_interval=data["status_interval"],
+        key_check_interval=data["key_check_interval"],
         backoff=Backoff(data["backoff_base"], data["backoff_cap"]),
         mask_keys=tuple(data["mask_keys"]),
     )
@@ -223,6 +226,23 @@ class ReconcileSchema(Schema):
         error_messages=_messages("站点编码 → 日期 → 条数"),
     )
     signature = _text(None, "十六进制签名", required=True)
+
+
+class KeyProbeSchema(Schema):
+    """What ``sync.verify_key`` accepts: a child's signed key check (no records)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    schema = _int(1, required=True)
+    child = _text(SITE_CODE, "6、9 或 12 位站点编码", required=True)
+    upstream = _text(SITE_CODE, "6、9 或 12 位站点编码", required=True)
+    sent_at = fields.String(load_default=None, allow_none=True)
+    signature = _text(None, "十六进制签名", required=True)
+
+
+def load_key_probe(probe: Any) -> dict[str, Any]:
+    return _load(KeyProbeSchema(), probe, "probe")
 
 
 def load_batch(batch: Any) -> dict[str, Any]:

@@ -14,12 +14,12 @@ from typing import Any
 
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.common import service as base
 from services.common.config import ConfigError
 from services.common.errors import Conflict, InvalidInput, UpstreamUnavailable
+from services.common.rpc import rpc
 from services.common.runtime import SiteRuntime
 from services.common.site import is_proper_ancestor
 from services.sync.local import LocalCaller, LocalRpc
@@ -117,6 +117,12 @@ class SyncService(base.SiteService):
         return self._replicator().status()
 
     @rpc
+    def check_key(self) -> dict[str, Any]:
+        """Operator's key check: ask the upstream now whether it accepts this site's
+        ``SYNC.key`` (``ok``, or ``reason``/``error`` naming the site and the cause)."""
+        return self._replicator().check_key_now()
+
+    @rpc
     def parked(self, feed: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Poison records left out of replication at this site, with the reason, oldest
         first (``feed`` like ``rating.evaluations``; all upward feeds when omitted)."""
@@ -146,6 +152,13 @@ class SyncService(base.SiteService):
         the child's feed. ``Forbidden`` (nothing stored) for a bad signature or a record
         from outside the child's subtree."""
         return self._receiver().ingest(batch)
+
+    @rpc
+    def verify_key(self, probe: dict[str, Any]) -> dict[str, Any]:
+        """Called by a child: is ``probe`` signed with a key registered for it here?
+        ``Forbidden`` (unknown child, wrong key) or ``{"ok": true, "key": "current" |
+        "previous"}`` (``previous``: the old key of a rotation in progress)."""
+        return self._receiver().verify_key(probe)
 
     @rpc
     def catalog_changes(self, since: int = 0, limit: int = 500) -> dict[str, Any]:

@@ -133,6 +133,10 @@ class SyncRepository:
     def succeeded(self, key: str, extra: Mapping[str, Any] | None = None) -> None:
         _put(self.outcomes, key, {"last_success": utc_now_iso(), **(extra or {})})
 
+    def note(self, key: str, changes: Mapping[str, Any]) -> None:
+        """Set fields of an outcome that are neither a success nor an error."""
+        _put(self.outcomes, key, changes)
+
     def failed(self, key: str, reason: str, message: str) -> None:
         _put(
             self.outcomes,

@@ -28,3 +28,23 @@ def start():
     yield run
     for container in containers:
         container.stop()
+
+
+@pytest.fixture
+def three_tiers(vhost_factory, tmp_path):
+    """Start a county → town → village network (tests/service/helpers.py: ``ThreeTiers``)
+    with ``make(label, services, sync)``; every container is stopped after the test, also
+    those of a network that failed halfway through starting."""
+    from tests.service.helpers import ThreeTiers
+
+    networks = []
+
+    def make(label, services, sync):
+        network = ThreeTiers(vhost_factory, tmp_path, label)
+        networks.append(network)
+        network.start(services, sync)
+        return network
+
+    yield make
+    for network in networks:
+        network.stop()

@@ -2,9 +2,6 @@
 lost) still reaches rating when rating comes back, and again across a rating restart —
 the invitation travels on matters' durable feed, not on the event."""
 
-import time
-from pathlib import Path
-
 import pytest
 from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -12,26 +9,16 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from services.matters.service import MattersService
 from services.rating.service import RatingService
 from tests.conftest import amqp_uri, site_config
+from tests.service.helpers import SEED, wait_for
 
 pytestmark = pytest.mark.service
 
-SEED = str(Path(__file__).parents[2] / "services" / "matters" / "seed" / "catalog.yaml")
 RELEASE = "0700018004421302001"  # 抵押权注销登记, 即办件: completed on acceptance
 APPLICANT = {
     "kind": "organisation",
     "name": "随州市曾都区示范农村商业银行",
     "id_number": "91421302MA4C1234XK",
 }
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 def complete_at_window(cluster, window):
@@ -65,7 +52,7 @@ def test_invitation_reaches_rating_after_rating_was_down_and_restarted(vhost_fac
             first = complete_at_window(cluster, "B07")  # rating is not running: hint lost
             rating = ServiceContainer(RatingService, config)
             rating.start()
-            pending = wait_for(lambda: cluster.rating.pending_for_window("B07"))
+            pending = wait_for(lambda: cluster.rating.pending_for_window("B07"), timeout=20)
             assert pending["service_ref"] == {"kind": "application", "id": first["id"]}
             assert pending["matter_code"] == RELEASE
 
@@ -73,7 +60,7 @@ def test_invitation_reaches_rating_after_rating_was_down_and_restarted(vhost_fac
             second = complete_at_window(cluster, "B08")
             rating = ServiceContainer(RatingService, config)
             rating.start()
-            pending = wait_for(lambda: cluster.rating.pending_for_window("B08"))
+            pending = wait_for(lambda: cluster.rating.pending_for_window("B08"), timeout=20)
             assert pending["service_ref"]["id"] == second["id"]
             # the first one was kept across the restart, and not duplicated
             assert cluster.rating.pending_for_window("B07")["id"] == f"application:{first['id']}"

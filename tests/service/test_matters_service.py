@@ -3,9 +3,7 @@
 typed errors, the evaluation_invited hint, the durable invitation feed across a restart and
 a lost event, and the timer that repairs an interrupted outbox and refreshes the gauges."""
 
-import time
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -16,20 +14,15 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.feeds import FeedFollower
 from services.common.store import open_store
-from services.matters.domain import resident_id_check
 from services.matters.service import MattersService
 from tests.conftest import amqp_uri, free_port, site_config
+from tests.service.helpers import SEED, resident_id, wait_for
 
 pytestmark = pytest.mark.service
 
-SEED = str(Path(__file__).parents[2] / "services" / "matters" / "seed" / "catalog.yaml")
 TRANSFER = "0700018002421302001"
 RELEASE = "0700018004421302001"  # 即办件
 PENSION = "2000021001421302001"
-
-
-def resident_id(seventeen: str) -> str:
-    return seventeen + resident_id_check(seventeen)
 
 
 PERSON = {"kind": "person", "name": "李四", "id_number": resident_id("42130219851212567")}
@@ -55,18 +48,20 @@ def rpc(vhost, timeout=15):
     return ServiceRpcProxy("matters", {"AMQP_URI": amqp_uri(vhost)}, timeout=timeout)
 
 
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def required(matters, code):
     return [{"name": m["name"]} for m in matters.get_matter(code)["materials"] if m["required"]]
+
+
+def submit(matters, code, channel, **extra):
+    """PERSON applies for ``code`` with its required materials."""
+    application = {
+        "matter_code": code,
+        "applicant": PERSON,
+        "channel": channel,
+        "materials": required(matters, code),
+        **extra,
+    }
+    return matters.submit_application(application)
 
 
 def test_catalog_search_detail_and_printable_guide(start, vhost_factory, tmp_path):
@@ -121,26 +116,11 @@ def test_applications_end_to_end_with_hint_and_typed_errors(start, vhost_factory
     start(Listener, {"AMQP_URI": amqp_uri(vhost)})
     start(MattersService, county_config(vhost, tmp_path))
     with rpc(vhost) as matters:
-        immediate = matters.submit_application(
-            {
-                "matter_code": RELEASE,
-                "applicant": PERSON,
-                "channel": "window",
-                "materials": required(matters, RELEASE),
-                "window": "B07",
-            }
-        )
+        immediate = submit(matters, RELEASE, "window", window="B07")
         assert immediate["state"] == "completed"
         wait_for(lambda: {"id": f"application:{immediate['id']}"} in Listener.received)
 
-        view = matters.submit_application(
-            {
-                "matter_code": TRANSFER,
-                "applicant": PERSON,
-                "channel": "online",
-                "materials": required(matters, TRANSFER),
-            }
-        )
+        view = submit(matters, TRANSFER, "online")
         assert view["receipt"]["title"] == "受理凭证"
         with pytest.raises(Conflict):
             matters.complete_application(view["id"])
@@ -180,14 +160,7 @@ def test_invitation_survives_a_lost_hint_and_a_restart(start, vhost_factory, tmp
     vhost = vhost_factory("matters")
     container = start(MattersService, county_config(vhost, tmp_path))
     with rpc(vhost) as matters:  # nobody listens: the hint is lost
-        done = matters.submit_application(
-            {
-                "matter_code": RELEASE,
-                "applicant": PERSON,
-                "channel": "mail",
-                "materials": required(matters, RELEASE),
-            }
-        )
+        done = submit(matters, RELEASE, "mail")
     container.stop()
     start(MattersService, county_config(vhost, tmp_path))
     # what rating does on its timer: pull the feed after its checkpoint, idempotently
@@ -225,14 +198,7 @@ def test_town_holds_a_read_only_replicated_catalog(start, vhost_factory, tmp_pat
         assert town_matters.get_matter(PENSION)["availability"] == "offered"
         changed = town_matters.set_local_availability(TRANSFER, "proxy_only")
         assert changed["availability"] == "proxy_only"
-        view = town_matters.submit_application(
-            {
-                "matter_code": TRANSFER,
-                "applicant": PERSON,
-                "channel": "proxy",
-                "materials": required(town_matters, TRANSFER),
-            }
-        )
+        view = submit(town_matters, TRANSFER, "proxy")
         assert (view["site_code"], view["matter_version"]) == ("421302101", 1)
         assert view["number"].startswith("421302101")
 
@@ -243,22 +209,8 @@ def test_timer_repairs_an_interrupted_outbox_and_refreshes_gauges(start, vhost_f
     start(Listener, {"AMQP_URI": amqp_uri(vhost)})
     start(MattersService, county_config(vhost, tmp_path, port))
     with rpc(vhost) as matters:
-        crashed = matters.submit_application(
-            {
-                "matter_code": TRANSFER,
-                "applicant": PERSON,
-                "channel": "window",
-                "materials": required(matters, TRANSFER),
-            }
-        )
-        late = matters.submit_application(
-            {
-                "matter_code": TRANSFER,
-                "applicant": PERSON,
-                "channel": "window",
-                "materials": required(matters, TRANSFER),
-            }
-        )
+        crashed = submit(matters, TRANSFER, "window")
+        late = submit(matters, TRANSFER, "window")
         matters.start_review(crashed["id"])
         matters.decide_application(crashed["id"], "approve")
     # A second writer on the same store: the completion was written with its flag, then the

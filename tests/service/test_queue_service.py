@@ -22,6 +22,7 @@ from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.queue.app import Hall, HallProvider
 from services.queue.service import QueueService
 from tests.conftest import amqp_uri, free_port, site_config
+from tests.service.helpers import wait_for
 
 pytestmark = pytest.mark.service
 
@@ -116,16 +117,6 @@ def site(start, vhost_factory, tmp_path):
 
 def rpc(site, timeout=20):
     return ServiceRpcProxy("queue", {"AMQP_URI": site["uri"]}, timeout=timeout)
-
-
-def wait_for(check, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        eventlet.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_ticket_life_over_rpc_with_feed_event_and_typed_errors(site):

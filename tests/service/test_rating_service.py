@@ -5,12 +5,10 @@ rater's phone and name appear in no RPC response, log line, metric or feed recor
 
 import json
 import logging
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import eventlet
 import pytest
 import requests
 from nameko.containers import ServiceContainer
@@ -23,6 +21,7 @@ from services.common.config import ConfigError
 from services.common.errors import Conflict, Forbidden, InvalidInput  # registers typed errors
 from services.rating.service import RatingService
 from tests.conftest import amqp_uri, free_port, site_config
+from tests.service.helpers import wait_for
 
 pytestmark = pytest.mark.service
 
@@ -59,16 +58,6 @@ class InvitationSource(base.SiteService):
         )
         self.dispatch("evaluation_invited", {"id": f"ticket:{ticket}"})
         return ticket
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        eventlet.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture(scope="module")
@@ -134,19 +123,19 @@ def test_invitation_reaches_the_pad_and_binds_the_evaluation(site):
     assert mine == [ev["id"], ev["id"][:-1] + "2"]
 
 
+def wait_for_follow_failure(port, reason, timeout):
+    """Until rating's /metrics count a failed follow of the queue source for ``reason``."""
+    sample = f'reason="{reason}",service="rating",site="421302",source="queue"'
+    url = f"http://127.0.0.1:{port}/metrics"
+    wait_for(lambda: sample in requests.get(url, timeout=5).text, timeout=timeout)
+
+
 def test_source_not_running_is_retried_without_crashing(start, vhost_factory, tmp_path):
     vhost = vhost_factory("late-source")
     port = free_port()
     start(RatingService, site_config(vhost, tmp_path, "421302", "county", port=port))
     with ClusterRpcProxy({"AMQP_URI": amqp_uri(vhost)}, timeout=20) as rpc_:
-        metrics_url = f"http://127.0.0.1:{port}/metrics"
-        wait_for(
-            lambda: (
-                'reason="unknown_service",service="rating",site="421302",source="queue"'
-                in requests.get(metrics_url, timeout=5).text
-            ),
-            timeout=8,
-        )
+        wait_for_follow_failure(port, "unknown_service", timeout=8)
         assert rpc_.rating.site_info()["service"] == "rating"  # still serving
         start(InvitationSource, site_config(vhost, tmp_path, "421302", "county"))
         ticket = rpc_.queue.complete("2", "staff-2")
@@ -164,14 +153,7 @@ def test_source_that_stops_answering_times_out_and_is_retried(start, vhost_facto
         rpc_.queue.complete("4", "staff-4")
         wait_for(lambda: rpc_.rating.pending_for_window("4"), timeout=8)
         source.stop()  # its durable RPC queue stays: calls to it wait, unanswered
-        metrics_url = f"http://127.0.0.1:{port}/metrics"
-        wait_for(
-            lambda: (
-                'reason="timeout",service="rating",site="421302",source="queue"'
-                in requests.get(metrics_url, timeout=5).text
-            ),
-            timeout=15,
-        )
+        wait_for_follow_failure(port, "timeout", timeout=15)
         assert rpc_.rating.site_info()["service"] == "rating"
         start(InvitationSource, source_config)  # back, with its store: the feed continues
         ticket = rpc_.queue.complete("4", "staff-4")

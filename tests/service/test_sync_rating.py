@@ -6,19 +6,13 @@ import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import eventlet
 import pytest
-from nameko.containers import ServiceContainer
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.rating.service import RatingService
-from services.sync.service import SyncService
-from tests.conftest import amqp_uri, free_port, site_config
+from tests.service.helpers import COUNTY, TOWN, VILLAGE
 
 pytestmark = pytest.mark.service
 
-COUNTY, TOWN, VILLAGE = "421302", "421302101", "421302101201"
-TOWN_KEY, VILLAGE_KEY = "t" * 32, "v" * 32
 PHONE, NAME = "13712340987", "欧阳修远"
 SYNC = {
     "push_interval": 3600,
@@ -31,41 +25,14 @@ SYNC = {
 
 
 @pytest.fixture
-def network(vhost_factory, tmp_path):
-    vhosts = {code: vhost_factory(f"sr-{code}") for code in (COUNTY, TOWN, VILLAGE)}
-    sites = [
-        (COUNTY, "county", None, {"children": {TOWN: [TOWN_KEY]}}),
-        (TOWN, "town", COUNTY, {"key": TOWN_KEY, "children": {VILLAGE: [VILLAGE_KEY]}}),
-        (VILLAGE, "village", TOWN, {"key": VILLAGE_KEY}),
-    ]
-    containers = []
-    for code, tier, upstream, sync in sites:
-        up = vhosts.get(upstream) if upstream else None
-        rating = site_config(
-            vhosts[code], tmp_path, code, tier, upstream, up, port=free_port(),
-            RATING={"privacy_salt": "sync-rating-test-salt"},
-        )  # fmt: skip
-        own = site_config(vhosts[code], tmp_path, code, tier, upstream, up, port=free_port())
-        for container in (
-            ServiceContainer(RatingService, rating),
-            ServiceContainer(SyncService, {**own, "SYNC": {**SYNC, **sync}}),
-        ):
-            container.start()
-            containers.append(container)
-    try:
-        yield {code: amqp_uri(vhost) for code, vhost in vhosts.items()}
-    finally:
-        for thread in [eventlet.spawn(c.stop) for c in containers]:
-            thread.wait()
-
-
-def rpc(uri):
-    return ClusterRpcProxy({"AMQP_URI": uri}, timeout=30)
+def network(three_tiers):
+    rating = {"RATING": {"privacy_salt": "sync-rating-test-salt"}}
+    return three_tiers("sr", {RatingService: rating}, SYNC)
 
 
 def test_county_stats_include_the_village_and_the_newest_case_state(network):
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
-    with rpc(network[VILLAGE]) as village:
+    with network.rpc(VILLAGE) as village:
         for _ in range(3):
             village.rating.submit_evaluation(
                 {"service_ref": {"kind": "hotline"}, "channel": "phone", "level": "satisfied"}
@@ -86,9 +53,9 @@ def test_county_stats_include_the_village_and_the_newest_case_state(network):
         village.rating.assign_case({"case_id": case_id, "handler": "h1", "by": "lead"})
         newest = village.rating.feed("cases", 0, 100)["items"][-1]
         assert village.sync.push_now()["results"]["up:rating.cases"]["ok"]
-    with rpc(network[TOWN]) as town:
+    with network.rpc(TOWN) as town:
         assert town.sync.push_now()["results"]["up:rating.evaluations"]["sent"] >= 4
-    with rpc(network[COUNTY]) as county:
+    with network.rpc(COUNTY) as county:
         stats = county.rating.stats({"site_code": VILLAGE, "date_from": today, "date_to": today})
         whole = county.rating.stats({"date_from": today, "date_to": today})
         cases = county.rating.feed("cases", 0, 100)["items"]

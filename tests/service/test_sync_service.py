@@ -18,7 +18,8 @@ from services.common.store import open_store
 from services.sync import domain, replicator
 from services.sync.service import SyncService
 from tests.conftest import amqp_uri, free_port, rabbitmqctl, site_config
-from tests.system.test_sync_doubles import DOUBLES, LinkProxy
+from tests.system.linkproxy import LinkProxy
+from tests.system.test_sync_doubles import DOUBLES
 
 pytestmark = pytest.mark.service
 

@@ -1,20 +1,21 @@
-"""TEST DOUBLES of the feed contracts sync replicates (docs: /tmp/contracts.md), not the
-real ``rating``, ``matters`` and ``queue`` services, which are built elsewhere.
+"""TEST DOUBLES of the feed contracts sync replicates, not the real ``rating``, ``matters``
+and ``queue`` services (those are in services/; the system tests of sync,
+tests/system/test_sync_network.py, run the real ones).
 
 Each double is a minimal ``SiteService`` named like the real one, publishing and accepting
 its feeds through the base class (``feed``, ``apply_replicated``), plus test-only RPCs
-(``put``, ``seed``, ``count``, ``get``, ``versions``) to make and inspect records.
-``matters`` also has the catalog contract (``catalog_changes``, ``apply_catalog``).
-``LinkProxy`` is a TCP proxy to cut and restore a site's link to its upstream broker.
-Used in-process by tests/service/test_sync*.py and as ``nameko run`` processes by
-tests/system/test_sync*.py and bench/sync.py. No tests in this module.
+(``put``, ``seed``, ``count``, ``get``, ``versions``, ``accept_poison``) to make and inspect
+records without the real services' rules. ``matters`` also has the catalog contract
+(``catalog_changes``, ``apply_catalog``).
+
+Used by the service tests of sync as in-process containers (``DOUBLES``, in
+tests/service/test_sync_service.py, e.g. a poison record the upstream refuses and later
+accepts, and tests/service/test_sync_key_check.py), and as a ``nameko run`` process per site
+by bench/sync.py (``RatingDouble``). No tests in this module.
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,96 +149,3 @@ class MattersDouble(FeedDouble):
 
 
 DOUBLES = (RatingDouble, MattersDouble, QueueDouble)
-
-
-class LinkProxy:
-    """A TCP proxy standing in for the WAN link between a site and its upstream broker:
-    ``cut()`` drops every connection and refuses new ones, ``restore()`` listens again on
-    the same port. Plain threads and sockets (green ones under eventlet's monkey patch)."""
-
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
-        self.target = (target_host, target_port)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port: int = probe.getsockname()[1]
-        probe.close()
-        self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
-        self._generation = 0
-        self.connections = 0
-
-    @property
-    def is_open(self) -> bool:
-        return self._generation % 2 == 1
-
-    def restore(self) -> LinkProxy:
-        with self._lock:
-            if self.is_open:
-                return self
-            self._generation += 1
-            generation = self._generation
-        server = socket.socket()
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("127.0.0.1", self.port))
-        server.listen(64)
-        server.settimeout(0.1)
-        threading.Thread(target=self._accept, args=(server, generation), daemon=True).start()
-        return self
-
-    def cut(self) -> None:
-        with self._lock:
-            if not self.is_open:
-                return
-            self._generation += 1
-            doomed, self._sockets = self._sockets, set()
-        for sock in doomed:
-            with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            with suppress(OSError):
-                sock.close()
-
-    def _accept(self, server: socket.socket, generation: int) -> None:
-        try:
-            while self._generation == generation:
-                try:
-                    client, _ = server.accept()
-                except TimeoutError:
-                    continue
-                try:
-                    upstream = socket.create_connection(self.target, timeout=5)
-                except OSError:
-                    client.close()
-                    continue
-                with self._lock:
-                    if self._generation != generation:
-                        client.close()
-                        upstream.close()
-                        return
-                    self._sockets |= {client, upstream}
-                    self.connections += 1
-                for src, dst in ((client, upstream), (upstream, client)):
-                    src.settimeout(0.2)
-                    threading.Thread(
-                        target=self._pipe, args=(src, dst, generation), daemon=True
-                    ).start()
-        finally:
-            server.close()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, generation: int) -> None:
-        try:
-            while self._generation == generation:
-                try:
-                    data = src.recv(65536)
-                except TimeoutError:
-                    continue
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                with suppress(OSError):
-                    sock.close()

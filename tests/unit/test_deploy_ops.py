@@ -207,7 +207,7 @@ def test_replace_sync_section_keeps_the_rest_of_the_file_byte_for_byte():
 def test_add_village_writes_valid_configs_secrets_and_registers_it_with_the_town(tmp_path):
     init_site(tmp_path, _plan("421302", "曾都区政务服务中心"))
     init_site(tmp_path, _plan("421302101", "第一街道便民服务中心", "421302"))
-    added = add_village(tmp_path, _plan("421302101202", "二村便民服务站", "421302101"))
+    added = add_village(tmp_path, _plan("421302101202", "二村便民服务站", "421302101"), local=True)
 
     secrets = tmp_path / "secrets"
     key = (secrets / "421302101202.sync-key").read_text().strip()
@@ -296,6 +296,7 @@ def test_cli_add_village_then_show_its_config_masked(tmp_path, capsys):
                 "三村",
                 "--upstream-broker",
                 "t:5672",
+                "--local",
             ]
         )
         == 0
@@ -345,7 +346,7 @@ def test_add_town_registers_it_with_the_county(tmp_path):
 def test_rotate_sync_key_accepts_both_keys_then_only_the_new_one(tmp_path):
     init_site(tmp_path, _plan("421302", "县中心"))
     init_site(tmp_path, _plan("421302101", "镇中心", "421302"))
-    add_village(tmp_path, _plan("421302101202", "二村", "421302101"))
+    add_village(tmp_path, _plan("421302101202", "二村", "421302101"), local=True)
     secrets = tmp_path / "secrets"
     old = (secrets / "421302101202.sync-key").read_text().strip()
     town = ops_site.SiteDir(tmp_path, "421302101").config_path("sync")
@@ -355,7 +356,8 @@ def test_rotate_sync_key_accepts_both_keys_then_only_the_new_one(tmp_path):
     new = (secrets / "421302101202.sync-key.new").read_text().strip()
     assert new != old
     assert ops_site.load_config(town)["SYNC"]["children"]["421302101202"] == [old, new]
-    assert ops_site.load_config(village)["SYNC"]["key"] == old  # the child still runs on it
+    # the child's site is here: the new key is delivered to it (used after its restart)
+    assert ops_site.load_config(village)["SYNC"]["key"] == new
     rotate_begin(tmp_path, "421302101202", "421302101")  # again: the same new key, no third
     assert ops_site.load_config(town)["SYNC"]["children"]["421302101202"] == [old, new]
 

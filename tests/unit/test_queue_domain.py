@@ -278,21 +278,11 @@ def test_new_ticket_validates_channel_and_priority_and_protects_the_phone():
     assert made["lane"] == domain.LANE_GREEN
     assert made["phone_masked"] == "138****5678"
     assert "13812345678" not in str(made)
+    others = {"site_code": "1", "day": T0.date(), "category": A, "value": 1, "now": T0, "by": "x"}
     with pytest.raises(InvalidRule, match="channel"):
-        domain.new_ticket(
-            site_code="1", day=T0.date(), category=A, value=1, channel="fax", now=T0, by="x"
-        )
+        domain.new_ticket(**others, channel="fax")
     with pytest.raises(InvalidRule, match="priority"):
-        domain.new_ticket(
-            site_code="1",
-            day=T0.date(),
-            category=A,
-            value=1,
-            channel="kiosk",
-            now=T0,
-            by="x",
-            priority="vip",
-        )
+        domain.new_ticket(**others, channel="kiosk", priority="vip")
 
 
 def test_phone_hash_depends_on_the_salt_and_bad_numbers_are_refused():

@@ -48,15 +48,24 @@ def facts(ended: datetime | None = None, staff: str | None = "s1") -> domain.Ser
     )
 
 
+ENDED = at("2024-09-30", 9)  # Mon 30 Sep 2024, the day before National Day
+RATED = at("2024-09-30", 10)
+
+
+def rating_at(moment: datetime = RATED) -> dict:
+    """An earlier rating of the same service, as ``existing`` holds it."""
+    return {"submitted_at": domain.iso(moment)}
+
+
 def check(**overrides):
     args = {
-        "facts": facts(at("2024-09-30", 9)),
+        "facts": facts(ENDED),
         "channel": Channel.PAD,
         "level": Level.SATISFIED,
         "reasons": None,
         "entered_by": None,
         "existing": [],
-        "now": at("2024-09-30", 10),
+        "now": RATED,
         "rules": RULES,
         "calendar": CAL,
     }
@@ -95,7 +104,7 @@ def test_rules_defaults_and_refusals_name_the_key():
 
 def test_first_then_one_supplementary_then_refused():
     assert check() == domain.FIRST
-    first = {"submitted_at": domain.iso(at("2024-09-30", 10))}
+    first = rating_at()
     assert check(existing=[first]) == domain.SUPPLEMENTARY
     with pytest.raises(Conflict) as caught:
         check(existing=[first, first])
@@ -104,21 +113,21 @@ def test_first_then_one_supplementary_then_refused():
 
 def test_window_is_five_working_days_after_the_service_across_national_day():
     # ended Mon 30 Sep 2024; 1–7 Oct are off; Sat 12 Oct is a make-up working day (调休)
-    ended = facts(at("2024-09-30", 9))
+    ended = facts(ENDED)
     assert domain.evaluation_deadline(ended, None, RULES, CAL) == date(2024, 10, 12)
     assert check(facts=ended, now=at("2024-10-12", 23, 59)) == domain.FIRST
     with pytest.raises(Conflict) as caught:
         check(facts=ended, now=at("2024-10-13", 0, 1))
     assert "2024-10-12" in caught.value.message
     assert "补充评价" in caught.value.message
-    first = {"submitted_at": domain.iso(at("2024-09-30", 10))}
+    first = rating_at()
     with pytest.raises(Conflict) as caught:
         check(facts=ended, existing=[first], now=at("2024-10-14"))
     assert "追加评价" in caught.value.message
 
 
 def test_window_counts_from_first_rating_when_service_end_unknown():
-    first = {"submitted_at": domain.iso(at("2024-09-13"))}
+    first = rating_at(at("2024-09-13"))
     # Fri 13 Sep; Sat 14 Sep is a make-up working day, 15–17 off: 14, 18, 19, 20, 23
     assert domain.evaluation_deadline(facts(None), at("2024-09-13"), RULES, CAL) == date(
         2024, 9, 23
@@ -155,8 +164,8 @@ def test_nobody_rates_on_behalf_except_paper_entered_by_clerk():
 
 def suspicion(**overrides):
     args = {
-        "facts": facts(at("2024-09-30", 9)),
-        "now": at("2024-09-30", 10),
+        "facts": facts(ENDED),
+        "now": RATED,
         "rater_staff_id": None,
         "entered_by": None,
         "phone_count_today": 1,
@@ -227,6 +236,32 @@ def apply(case, changes):
     return {**case, **changes}
 
 
+def called_back(case, now, note="n"):
+    """The case after h1's callback at ``now``."""
+    return apply(case, domain.record_callback(case, "h1", True, note, now, RULES))
+
+
+def classify(case, classification, now, *, note="n", approver=None, deadline=None, by="h1"):
+    """``domain.classify`` under this module's rules and calendar."""
+    return domain.classify(
+        case,
+        by=by,
+        classification=classification,
+        note=note,
+        approver=approver,
+        deadline=deadline,
+        now=now,
+        rules=RULES,
+        calendar=CAL,
+    )
+
+
+@pytest.fixture
+def to_classify():
+    """A case that h1 has called back and must now classify."""
+    return apply(opened(), {"state": "classification_pending", "handler": "h1"})
+
+
 def test_case_opens_assigned_to_unit_with_working_day_deadlines():
     case = opened()
     assert case["unit"] == "人社局"
@@ -243,23 +278,10 @@ def test_case_opens_assigned_to_unit_with_working_day_deadlines():
 def test_fix_now_path_to_closed_on_time_with_who_did_each_step():
     case = opened()
     case = apply(case, domain.assign(case, "h1", "lead", at("2024-09-13", 11)))
-    case = apply(case, domain.record_callback(case, "h1", True, "已联系", at("2024-09-14"), RULES))
+    case = called_back(case, at("2024-09-14"), note="已联系")
     assert case["callback_on_time"] is True
     assert case["state"] == "classification_pending"
-    case = apply(
-        case,
-        domain.classify(
-            case,
-            by="h1",
-            classification=Classification.FIX_NOW,
-            note="补充指引",
-            approver=None,
-            deadline=None,
-            now=at("2024-09-14"),
-            rules=RULES,
-            calendar=CAL,
-        ),
-    )
+    case = apply(case, classify(case, Classification.FIX_NOW, at("2024-09-14"), note="补充指引"))
     assert case["state"] == "rectifying"
     assert case["close_due"] == "2024-09-24"  # from Sat 14: 18, 19, 20, 23, 24
     case = apply(case, domain.record_rectification(case, "h1", "已修改指引", at("2024-09-18")))
@@ -282,124 +304,56 @@ def test_fix_now_path_to_closed_on_time_with_who_did_each_step():
 
 def test_late_callback_or_late_close_is_not_on_time():
     case = opened()
-    case = apply(case, domain.record_callback(case, "h1", True, "n", at("2024-09-18"), RULES))
+    case = called_back(case, at("2024-09-18"))
     assert case["callback_on_time"] is False
     assert case["handler"] == "h1"
-    case = apply(
-        case,
-        domain.classify(
-            case,
-            by="h1",
-            classification=Classification.EXPLAIN,
-            note="无法定依据",
-            approver=None,
-            deadline=None,
-            now=at("2024-09-18"),
-            rules=RULES,
-            calendar=CAL,
-        ),
-    )
+    case = apply(case, classify(case, Classification.EXPLAIN, at("2024-09-18"), note="无法定依据"))
     assert case["state"] == "feedback_pending"  # explanation needs no rectification step
     done = apply(
         case, domain.record_feedback(case, "h1", "phone", "已解释", at("2024-09-19"), RULES)
     )
     assert done["on_time"] is False  # the callback was late
-    late = opened()
-    late = apply(late, domain.record_callback(late, "h1", True, "n", at("2024-09-13"), RULES))
-    late = apply(
-        late,
-        domain.classify(
-            late,
-            by="h1",
-            classification=Classification.FIX_NOW,
-            note="n",
-            approver=None,
-            deadline=None,
-            now=at("2024-09-13"),
-            rules=RULES,
-            calendar=CAL,
-        ),
-    )
+    late = called_back(opened(), at("2024-09-13"))
+    late = apply(late, classify(late, Classification.FIX_NOW, at("2024-09-13")))
     assert late["close_due"] == "2024-09-23"
     late = apply(late, domain.record_rectification(late, "h1", "m", at("2024-09-20")))
     closed = domain.record_feedback(late, "h1", "sms", "c", at("2024-09-24"), RULES)
     assert closed["on_time"] is False
 
 
-def test_ledger_takes_its_own_deadline_not_in_the_past():
-    case = apply(opened(), {"state": "classification_pending", "handler": "h1"})
-    changes = domain.classify(
-        case,
-        by="h1",
-        classification=Classification.LEDGER,
-        note="台账",
-        approver=None,
-        deadline=date(2024, 10, 31),
-        now=at("2024-09-14"),
-        rules=RULES,
-        calendar=CAL,
+def test_ledger_takes_its_own_deadline_not_in_the_past(to_classify):
+    now = at("2024-09-14")
+    changes = classify(
+        to_classify, Classification.LEDGER, now, note="台账", deadline=date(2024, 10, 31)
     )
     assert changes["close_due"] == "2024-10-31"
     assert changes["state"] == "rectifying"
     with pytest.raises(InvalidInput):
-        domain.classify(
-            case,
-            by="h1",
-            classification=Classification.LEDGER,
-            note="n",
-            approver=None,
-            deadline=date(2024, 9, 1),
-            now=at("2024-09-14"),
-            rules=RULES,
-            calendar=CAL,
-        )
+        classify(to_classify, Classification.LEDGER, now, deadline=date(2024, 9, 1))
     with pytest.raises(InvalidInput):
-        domain.classify(
-            case,
-            by="h1",
-            classification=Classification.FIX_NOW,
-            note="n",
-            approver=None,
-            deadline=date(2024, 10, 1),
-            now=at("2024-09-14"),
-            rules=RULES,
-            calendar=CAL,
+        classify(to_classify, Classification.FIX_NOW, now, deadline=date(2024, 10, 1))
+
+
+def test_not_adopted_needs_an_approver_other_than_the_handler(to_classify):
+    now = at("2024-09-14")
+
+    def not_adopted(approver):
+        return classify(
+            to_classify, Classification.NOT_ADOPTED, now, note="恶意差评", approver=approver
         )
 
-
-def test_not_adopted_needs_an_approver_other_than_the_handler():
-    case = apply(opened(), {"state": "classification_pending", "handler": "h1"})
-    kwargs = {
-        "by": "h1",
-        "classification": Classification.NOT_ADOPTED,
-        "note": "恶意差评",
-        "deadline": None,
-        "now": at("2024-09-14"),
-        "rules": RULES,
-        "calendar": CAL,
-    }
     with pytest.raises(InvalidInput) as caught:
-        domain.classify(case, approver=None, **kwargs)
+        not_adopted(None)
     assert "approver" in caught.value.fields
     with pytest.raises(Forbidden):
-        domain.classify(case, approver="h1", **kwargs)
-    changes = domain.classify(case, approver="chief", **kwargs)
+        not_adopted("h1")
+    changes = not_adopted("chief")
     assert changes["state"] == "feedback_pending"
     assert changes["pending_exclusion"] == {"kind": "not_adopted", "reason": "不予采纳：恶意差评"}
     assert changes["management_notified"] is True
     assert changes["steps"][-1]["approver"] == "chief"
     with pytest.raises(InvalidInput):
-        domain.classify(
-            case,
-            by="h1",
-            classification=Classification.FIX_NOW,
-            note="n",
-            approver="chief",
-            deadline=None,
-            now=at("2024-09-14"),
-            rules=RULES,
-            calendar=CAL,
-        )
+        classify(to_classify, Classification.FIX_NOW, now, approver="chief")
 
 
 def test_illegal_transitions_and_other_handlers_are_refused():
@@ -409,17 +363,7 @@ def test_illegal_transitions_and_other_handlers_are_refused():
     with pytest.raises(Conflict):  # feedback is required to close, and only after the steps
         domain.record_feedback(case, "h1", "phone", "c", at("2024-09-13"), RULES)
     with pytest.raises(Conflict):
-        domain.classify(
-            case,
-            by="h1",
-            classification=Classification.FIX_NOW,
-            note="n",
-            approver=None,
-            deadline=None,
-            now=at("2024-09-13"),
-            rules=RULES,
-            calendar=CAL,
-        )
+        classify(case, Classification.FIX_NOW, at("2024-09-13"))
     assigned = apply(case, {"handler": "h1"})
     with pytest.raises(Forbidden):
         domain.record_callback(assigned, "h2", True, "n", at("2024-09-13"), RULES)
@@ -438,7 +382,7 @@ def test_overdue_steps_are_flagged_and_escalated_once():
     assert [e["step"] for e in changes["escalations"]] == ["callback"]
     case = apply(case, changes)
     assert domain.escalate(case, date(2024, 9, 19), at("2024-09-19")) is None  # once
-    case = apply(case, domain.record_callback(case, "h1", True, "n", at("2024-09-19"), RULES))
+    case = called_back(case, at("2024-09-19"))
     assert case["overdue"] == []
     case = apply(case, {"state": "rectifying", "close_due": "2024-09-20"})
     changes = domain.escalate(case, date(2024, 9, 23), at("2024-09-23"))
@@ -644,26 +588,27 @@ def test_gbt39046_channels():
 
 
 def test_provincial_channel_numberings():
-    a = domain.PROVINCIAL_PHONE.channels
-    assert a[Channel.PC] == ("1", "pc")
-    assert a[Channel.MOBILE] == ("2", "移动端")
-    assert a[Channel.QR_CODE] == ("3", "二维码")
-    assert a[Channel.PAD] == ("4", "平板/评价器")
-    assert a[Channel.PAPER] == ("4", "平板/评价器")
-    assert a[Channel.SELF_SERVICE] == ("5", "自助终端")
-    assert a[Channel.PHONE] == ("6", "电话")
-    assert a[Channel.SMS] == ("7", "短信")
-    assert a[Channel.SYSTEM_DEFAULT] is None
-    b = domain.PROVINCIAL_DEFAULT.channels
-    assert b[Channel.PC] == ("1", "pc")
-    assert b[Channel.MOBILE] == ("2", "移动端")
-    assert b[Channel.QR_CODE] == ("3", "二维码")
-    assert b[Channel.PAD] == ("4", "平板/评价器")
-    assert b[Channel.PAPER] == ("4", "平板/评价器")
-    assert b[Channel.SELF_SERVICE] == ("5", "自助终端")
-    assert b[Channel.SMS] == ("6", "短信")
-    assert b[Channel.PHONE] is None
-    assert b[Channel.SYSTEM_DEFAULT] == ("7", "系统默认评价")
+    # both numberings agree up to 5; they differ in what 6 and 7 are
+    in_the_hall = {
+        Channel.PC: ("1", "pc"),
+        Channel.MOBILE: ("2", "移动端"),
+        Channel.QR_CODE: ("3", "二维码"),
+        Channel.PAD: ("4", "平板/评价器"),
+        Channel.PAPER: ("4", "平板/评价器"),
+        Channel.SELF_SERVICE: ("5", "自助终端"),
+    }
+    assert dict(domain.PROVINCIAL_PHONE.channels) == {
+        **in_the_hall,
+        Channel.PHONE: ("6", "电话"),
+        Channel.SMS: ("7", "短信"),
+        Channel.SYSTEM_DEFAULT: None,
+    }
+    assert dict(domain.PROVINCIAL_DEFAULT.channels) == {
+        **in_the_hall,
+        Channel.SMS: ("6", "短信"),
+        Channel.PHONE: None,
+        Channel.SYSTEM_DEFAULT: ("7", "系统默认评价"),
+    }
 
 
 def test_every_profile_maps_every_canonical_value_explicitly():

@@ -1,0 +1,157 @@
+"""A site run without systemd, exactly as docs/operations.md (§2.7) says: ``hallctl
+site-init`` → ``rabbitmqctl import_definitions --format json < file`` → ``hallctl start`` →
+``hallctl check``; then the key check between a town and its county over the real broker:
+accepted, then (the county holding another key for the town) refused on a quiet town, and
+``hallctl check`` of the town failing with the site and the cause."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import amqp
+import kombu.pools
+import pytest
+import requests
+from nameko.standalone.rpc import ClusterRpcProxy
+
+import services.common.errors  # noqa: F401  (typed remote errors)
+from services.hallctl import ops_cli, ops_site
+from services.hallctl.ops_village import _set_child_keys
+from services.hallctl.topology import SERVICES
+from tests.conftest import free_port, rabbitmqctl
+
+pytestmark = pytest.mark.system
+
+COUNTY, TOWN = "421302", "421302101"
+
+
+def import_as_documented(path: Path) -> None:
+    """The command of docs/operations.md, through a shell as the operator types it."""
+    ctl = shutil.which("rabbitmqctl")
+    assert ctl
+    done = subprocess.run(
+        ["sh", "-c", f'{ctl} import_definitions --format json < "$1"', "sh", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def wait_for_login(user: str, password: str, vhost: str, timeout: float = 20) -> None:
+    """``import_definitions`` finishes asynchronously: wait until the site's user logs in."""
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = amqp.Connection("127.0.0.1:5672", userid=user, password=password,
+                               virtual_host=vhost, connect_timeout=5)  # fmt: skip
+        try:
+            conn.connect()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+        finally:
+            conn.collect()
+
+
+@pytest.fixture
+def hall(tmp_path, capsys):
+    prefix = f"test-nosd-{uuid.uuid4().hex[:6]}-"
+    base = free_port() // 100 * 100 % 50000 + 10000
+    data = tmp_path / "hall"
+
+    def run(*argv: str) -> tuple[int, str]:
+        code = ops_cli.main([argv[0], "--data-dir", str(data), *argv[1:]])
+        return code, capsys.readouterr().out
+
+    try:
+        yield data, prefix, base, run
+    finally:
+        stops = [
+            threading.Thread(target=ops_site.stop, args=(site, service, 20))
+            for site in (ops_site.SiteDir(data, code) for code in (TOWN, COUNTY))
+            for service in SERVICES
+            if site.config_path(service).exists()
+        ]
+        for thread in stops:
+            thread.start()
+        for thread in stops:
+            thread.join()
+        kombu.pools.reset()  # nameko's publishers keep pooled broker connections open
+        for code in (COUNTY, TOWN):
+            for args in (
+                ("delete_vhost", f"{prefix}{code}"),
+                ("delete_user", f"{prefix}site-{code}"),
+            ):
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    rabbitmqctl(*args)
+
+
+def secret(data: Path, name: str) -> str:
+    return (data / "secrets" / name).read_text().strip()
+
+
+def test_site_without_systemd_then_a_refused_key_on_a_quiet_town(hall):
+    data, prefix, base, run = hall
+    # the county, as docs/operations.md §2.7 runs it
+    code, out = run("site-init", "--code", COUNTY, "--name", "县中心", "--prefix", prefix,
+                    "--base-port", str(base))  # fmt: skip
+    assert code == 0, out
+    # the town on the same machine (--local), registered at the county
+    code, out = run("add-town", "--code", TOWN, "--local", "--name", "镇中心",
+                    "--upstream-broker", "127.0.0.1:5672",
+                    "--base-port", str(base + 10))  # fmt: skip
+    assert code == 0, out
+    for path in (
+        data / COUNTY / "rabbitmq" / "definitions.json",
+        data / COUNTY / "rabbitmq" / f"child-{TOWN}.json",
+        data / TOWN / "rabbitmq" / "definitions.json",
+    ):
+        import_as_documented(path)
+    for code_ in (COUNTY, TOWN):
+        password = secret(data, f"{code_}.broker-password")
+        wait_for_login(f"{prefix}site-{code_}", password, f"{prefix}{code_}")
+
+    code, out = run("start", "--site", COUNTY)
+    assert code == 0, out
+    # the town runs only its sync here: it has nothing to send (a quiet site)
+    code, out = run("start", "--site", TOWN, "sync")
+    assert code == 0, out
+    code, out = run("check", "--site", COUNTY)
+    assert code == 0, out
+    total = 2 * len(SERVICES)  # /health and rpc site_info of each service
+    assert f"{total}/{total} 项正常" in out
+
+    town_sync = ops_site.load_config(ops_site.SiteDir(data, TOWN).config_path("sync"))
+    with ClusterRpcProxy({"AMQP_URI": town_sync["AMQP_URI"]}, timeout=30) as rpc:
+        answer = rpc.sync.check_key()
+        assert answer["ok"] is True, answer
+        assert answer["key"] == "current"
+
+        # the county now holds another key for the town (e.g. a rotation finished too early)
+        county_sync = ops_site.SiteDir(data, COUNTY).config_path("sync")
+        _set_child_keys(county_sync, TOWN, ["z" * 32])
+        code, out = run("restart", "--site", COUNTY, "sync")
+        assert code == 0, out
+
+        pushed = rpc.sync.push_now()["results"]
+        assert pushed["key"]["ok"] is False
+        assert pushed["key"]["reason"] == "forbidden"
+        assert rpc.sync.status()["key"]["ok"] is False
+
+    code, out = run("check", "--site", TOWN, "--timeout", "5")
+    assert code == 1
+    line = next(ln for ln in out.splitlines() if "check_key" in ln)
+    assert line.startswith("✗ sync")
+    assert f"站点 {TOWN} 的同步密钥未通过上级站点 {COUNTY} 的核验（forbidden）" in line
+    assert f"SYNC.children.{TOWN}" in line
+    port = town_sync["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1]
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'hall_sync_errors_total{direction="key",reason="forbidden"' in text
