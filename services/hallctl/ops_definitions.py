@@ -216,7 +216,9 @@ def broker_password_path(secrets_dir: Path, code: str) -> Path:
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     """``hallctl definitions``: print or write a site's RabbitMQ definitions."""
-    cmd = commands.add_parser("definitions", help="生成站点 RabbitMQ 的 definitions.json")
+    cmd: argparse.ArgumentParser = commands.add_parser(
+        "definitions", help="生成站点 RabbitMQ 的 definitions.json"
+    )
     cmd.add_argument("--site", required=True, help="站点代码，如 421302")
     cmd.add_argument("--child", action="append", default=[], help="下级站点代码（可重复）")
     cmd.add_argument(

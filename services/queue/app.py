@@ -14,7 +14,7 @@ import logging
 import secrets
 import threading
 import time as systime
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -486,7 +486,13 @@ class Hall:
         raise Conflict("叫号繁忙，请稍后再叫", {"window": ["并发叫号过多"]})
 
     def _claimed(
-        self, setup: Setup, wdoc: Doc, before: Doc, ticket: Doc, now: datetime, by: str
+        self,
+        setup: Setup,
+        wdoc: Doc,
+        before: Mapping[str, Any],
+        ticket: Doc,
+        now: datetime,
+        by: str,
     ) -> dict[str, Any]:
         number = wdoc["number"]
         text = domain.announcement(ticket["number"], number)
@@ -816,14 +822,20 @@ class Hall:
         with self._pending_lock:
             pending, self._pending = self._pending, {}
         for (day, prefix), delta in pending.items():
+
+            def change(doc: Doc | None, delta: dict[str, Any] = delta) -> dict[str, Any]:
+                assert doc is not None
+                return {**domain.merge_stats(doc, delta), "dirty": True}
+
+            def create(day: str = day, prefix: str = prefix) -> Doc:
+                return domain.empty_stats(self.site_code, date.fromisoformat(day), prefix)
+
             try:
                 self.repo.modify(
                     self.repo.day_stats,
                     domain.empty_stats(self.site_code, date.fromisoformat(day), prefix)["id"],
-                    lambda doc, delta=delta: {**domain.merge_stats(doc, delta), "dirty": True},
-                    lambda day=day, prefix=prefix: domain.empty_stats(
-                        self.site_code, date.fromisoformat(day), prefix
-                    ),
+                    change,
+                    create,
                 )
             except Exception:
                 with self._pending_lock:  # keep it for the next flush
@@ -931,20 +943,24 @@ class Hall:
 
     def recount(self, day: date) -> None:
         setup, _ = self.setup()
-        tickets = self.repo.tickets.find({"date": day.isoformat()})
-        prefixes = {t["category"] for t in tickets} | {
+        # Read-only use; as Mappings, ``get`` with an Any default stays Any (on ``Doc`` mypy
+        # widens it to ``Any | None``).
+        tickets: Sequence[Mapping[str, Any]] = self.repo.tickets.find({"date": day.isoformat()})
+        prefixes: set[str] = {t["category"] for t in tickets} | {
             t.get("issued_category", t["category"]) for t in tickets
         }
         target = setup.policy.waiting_target_minutes * 60
         for prefix in sorted(prefixes):
             fresh = domain.stats_from_tickets(self.site_code, day, prefix, tickets, target)
             fields = {k: v for k, v in fresh.items() if k not in ("id",)}
-            self.repo.modify(
-                self.repo.day_stats,
-                fresh["id"],
-                lambda _doc, fields=fields: {**fields, "dirty": True},
-                lambda fresh=fresh: fresh,
-            )
+
+            def change(_doc: Doc | None, fields: dict[str, Any] = fields) -> dict[str, Any]:
+                return {**fields, "dirty": True}
+
+            def create(fresh: Doc = fresh) -> Doc:
+                return fresh
+
+            self.repo.modify(self.repo.day_stats, fresh["id"], change, create)
 
     def day_closed(self, day: str) -> bool:
         return self.repo.config.get(f"closed:{day}") is not None
@@ -1111,6 +1127,42 @@ class Hall:
         self.metrics.bookings.labels(**labels, state="checked_in").inc()
         return {**ticket, "on_time": on_time}
 
+    def repair_check_ins(self) -> int:
+        """A crash between claiming a booking and recording its ticket leaves it checked in
+        without a ticket (the citizen could not check in again). Older than one sweep
+        interval, such a booking gets its ticket linked if it was issued, or goes back to
+        booked so the citizen can check in again. Returns how many were repaired."""
+        setup, _ = self.setup()
+        now = self.clock()
+        today = self.local(setup, now).date().isoformat()
+        settled = domain.iso(now - timedelta(seconds=self.ops.sweep_seconds))
+        stranded = [
+            doc
+            for doc in self.repo.bookings.find({"date": today, "state": "checked_in"})
+            if doc.get("ticket_id") is None and doc["checked_in_at"] < settled
+        ]
+        if not stranded:
+            return 0
+        issued = {
+            t["booking_id"]: t["id"]
+            for t in self.repo.tickets.find(
+                {"state": {"$in": list(domain.STATE_NAMES)}, "date": today}
+            )
+            if t.get("booking_id")
+        }
+        repaired = 0
+        for doc in stranded:
+            ticket_id = issued.get(doc["id"])
+            changes = (
+                {"ticket_id": ticket_id}
+                if ticket_id is not None
+                else {"state": "booked", "checked_in_at": None, "on_time": None}
+            )
+            expect = {"state": "checked_in", "version": doc["version"]}
+            if self.repo.bookings.update(doc["id"], changes, expect) is not None:
+                repaired += 1
+        return repaired
+
     def sweep_bookings(self, force_day: date | None = None) -> int:
         """Bookings past their check-in window become no-shows (they count towards a block)."""
         setup, _ = self.setup()
@@ -1219,6 +1271,7 @@ class Hall:
         if self.due("invitations", self.ops.sweep_seconds):
             repaired = self.sweep_invitations()
         if self.due("bookings", self.ops.sweep_seconds):
+            self.repair_check_ins()
             self.sweep_bookings()
         if self.due("figures", self.ops.figures_seconds):
             self.publish_figures()

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow.types import ErrorMessages
 
 from services.common.errors import InvalidInput
 from services.queue import domain
 
-_COMMON = {
+_COMMON: ErrorMessages = {
     "required": "必填",
     "null": "不能为空",
     "invalid": "类型不对",
 }
 
 
-def _msgs(**extra: str) -> dict[str, str]:
+def _msgs(**extra: str) -> ErrorMessages:
     return {**_COMMON, **extra}
 
 
@@ -55,13 +56,10 @@ def _length(low: int, high: int) -> validate.Length:
     return validate.Length(min=low, max=high, error=f"长度应在 {low} 到 {high} 之间")
 
 
-class WindowNumber(fields.Field):  # type: ignore[type-arg]
+class WindowNumber(fields.Field[str]):
     """A window number given as text or a whole number; always text afterwards."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {
-        **_COMMON,
-        "invalid": "应为窗口号（数字或文本）",
-    }
+    default_error_messages = _msgs(invalid="应为窗口号（数字或文本）")
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, str | int):
@@ -72,13 +70,10 @@ class WindowNumber(fields.Field):  # type: ignore[type-arg]
         return text
 
 
-class Weights(fields.Field):  # type: ignore[type-arg]
+class Weights(fields.Field[dict[str, int]]):
     """Categories a window serves: a list of prefixes (weight 1) or a prefix → weight map."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {
-        **_COMMON,
-        "invalid": "应为业务类别列表或“类别: 权重”映射",
-    }
+    default_error_messages = _msgs(invalid="应为业务类别列表或“类别: 权重”映射")
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, int]:
         if isinstance(value, list | tuple):

@@ -807,7 +807,10 @@ def figures(counts: Mapping[str, int]) -> dict[str, Any]:
     good = sum(levels[lv.value] for lv in GOOD_LEVELS)
     satisfied = sum(levels[lv.value] for lv in SATISFIED_LEVELS)
     bad = total - satisfied
-    get = lambda f: int(counts.get(f, 0))  # noqa: E731
+
+    def get(field: str) -> int:
+        return int(counts.get(field, 0))
+
     return {
         "counts": levels,
         "total": total,

@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.feeds import FeedFollower
@@ -30,6 +30,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def _public(doc: Mapping[str, Any]) -> dict[str, Any]: ...
+@overload
+def _public(doc: Mapping[str, Any] | None) -> dict[str, Any] | None: ...
 def _public(doc: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if doc is None:
         return None
@@ -60,6 +64,10 @@ class RatingMetrics:
             "hall_evaluation_invitation_pull_errors_total",
             "Failed pulls of an invitation feed (retried next tick), by source and reason",
             ["source", "reason"],
+        )
+        self.fold_errors = metrics.counter(
+            "hall_rating_fold_errors_total",
+            "Failed folds of new records into the statistics rollups (retried; stats lag)",
         )
         self.cases_open = metrics.gauge(
             "hall_rating_cases_open", "Open bad-rating cases, by state", ["state"]
@@ -221,7 +229,7 @@ class Rating:
             day=day,
             token=token,
         )
-        return _public(self._record(doc, facts, now))  # type: ignore[return-value]
+        return _public(self._record(doc, facts, now))
 
     def _save_contact(self, doc_id: str, rater: Mapping[str, Any], token: str) -> None:
         contact = {"phone": rater.get("phone"), "name": rater.get("name"), "token": token}
@@ -323,7 +331,7 @@ class Rating:
         doc = self.repo.evaluations.get(str(evaluation_id))
         if doc is None:
             raise NotFound("没有这条评价", {"evaluation_id": [str(evaluation_id)]})
-        return _public(doc)  # type: ignore[return-value]
+        return _public(doc)
 
     def review_held(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """A held (suspicious) rating: accept it into the statistics or exclude it."""
@@ -363,7 +371,7 @@ class Rating:
         if updated["case_pending"]:
             updated = self._open_case(updated, now)
         self.dirty = True
-        return _public(updated)  # type: ignore[return-value]
+        return _public(updated)
 
     def pending_for_window(self, window: str) -> dict[str, Any] | None:
         """The most recent open invitation at this site's window, for its evaluator pad."""

@@ -31,6 +31,7 @@ FETCH_TIMEOUT_S = 5.0  # a source that does not answer is retried on the next ti
 # pause folds bigger batches (fewer commits); ``stats`` folds whatever is left before reading.
 FOLD_IDLE_S = 0.5
 FOLD_BUSY_S = 0.25
+FOLD_RETRY_S = 5.0
 
 
 class GroupCommit:
@@ -123,6 +124,14 @@ class RatingDependency(DependencyProvider):  # type: ignore[misc]
             except StoreUnavailable as exc:
                 log.warning("rating: rollup fold postponed: %s", exc)
                 busy = False
+            except Exception:
+                # A record the fold cannot handle must not kill the container (it would die
+                # again after every restart): evaluations and cases keep working, the stats
+                # lag, and the error shows in the log and in hall_rating_fold_errors_total.
+                log.exception("rating: rollup fold failed; retrying in %s s", FOLD_RETRY_S)
+                self.rating.metrics.fold_errors.labels(**self.rating.metrics.labels()).inc()
+                eventlet.sleep(FOLD_RETRY_S)
+                continue
             eventlet.sleep(FOLD_BUSY_S if busy else FOLD_IDLE_S)
 
     def stop(self) -> None:

@@ -333,3 +333,41 @@ def test_bad_rating_section_refuses_to_start(vhost_factory, tmp_path):
         ServiceContainer(RatingService, config)
     assert "RATING.rectification_working_days" in caught.value.fields
     assert not (tmp_path / "421302").exists()
+
+
+def test_a_fold_that_fails_is_logged_counted_and_retried_not_fatal(
+    start, vhost_factory, tmp_path, monkeypatch, caplog
+):
+    from services.rating import service as rating_service
+    from services.rating.handlers import Rating
+
+    real_fold, calls = Rating.fold, []
+
+    def fails_once(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a record the fold cannot count")
+        return real_fold(self)
+
+    monkeypatch.setattr(Rating, "fold", fails_once)
+    monkeypatch.setattr(rating_service, "FOLD_RETRY_S", 0.05)
+    vhost, port = vhost_factory("rating-fold"), free_port()
+    config = site_config(
+        vhost,
+        tmp_path,
+        "421302",
+        "county",
+        port=port,
+        RATING={"privacy_salt": "fold-test-salt-0001"},
+    )
+    with caplog.at_level(logging.ERROR, logger="services.rating.service"):
+        start(RatingService, config)
+        wait_for(lambda: len(calls) >= 2, timeout=10)
+    assert "rollup fold failed" in caplog.text
+    metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert any(
+        line.startswith("hall_rating_fold_errors_total{") and line.endswith(" 1.0")
+        for line in metrics.splitlines()
+    )
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri(vhost)}, timeout=10) as cluster:
+        assert cluster.rating.site_info()["site_code"] == "421302"

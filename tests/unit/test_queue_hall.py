@@ -612,6 +612,57 @@ def test_check_in_on_time_is_called_before_walk_ins_late_joins_the_queue(hall, c
     assert hall.booking(on_time["id"])["ticket_id"] == ticket["id"]
 
 
+def checked_in_before_a_crash(hall, clock, monkeypatch, crash_point):
+    """Check in at 10:16 for the 10:30 slot, killing the process at ``crash_point``."""
+    booking = book(hall, "13900000001", slot="10:30")
+    clock.advance(minutes=16)
+    original = hall.repo.bookings.update
+
+    def killed(doc_id, changes, expect=None):
+        if crash_point == "before the ticket" and changes.get("state") == "booked":
+            raise SystemExit("killed before the ticket was issued")  # the undo never runs
+        if crash_point == "before the link" and "ticket_id" in changes:
+            raise SystemExit("killed before the ticket was linked")
+        return original(doc_id, changes, expect)
+
+    monkeypatch.setattr(hall.repo.bookings, "update", killed)
+    if crash_point == "before the ticket":
+        monkeypatch.setattr(hall, "_issue", lambda *a, **k: (_ for _ in ()).throw(SystemExit()))
+    with pytest.raises(SystemExit):
+        hall.check_in(booking["code"])
+    monkeypatch.undo()
+    assert hall.booking(booking["id"])["state"] == "checked_in"
+    return booking
+
+
+def test_a_check_in_stranded_before_its_ticket_is_given_back_after_a_sweep(
+    hall, make_hall, clock, monkeypatch
+):
+    booking = checked_in_before_a_crash(hall, clock, monkeypatch, "before the ticket")
+    restarted = make_hall()
+    assert restarted.repair_check_ins() == 0  # too fresh: a check-in may still be running
+    clock.advance(seconds=restarted.ops.sweep_seconds + 1)
+    assert restarted.repair_check_ins() == 1
+    assert restarted.booking(booking["id"])["state"] == "booked"
+    ticket = restarted.check_in(booking["code"])  # the citizen checks in again
+    assert ticket["on_time"] is True
+    assert restarted.booking(booking["id"])["ticket_id"] == ticket["id"]
+    assert restarted.repair_check_ins() == 0
+
+
+def test_a_check_in_stranded_after_its_ticket_gets_that_ticket_linked(
+    hall, make_hall, clock, monkeypatch
+):
+    booking = checked_in_before_a_crash(hall, clock, monkeypatch, "before the link")
+    (issued,) = [t for t in hall.repo.tickets.find() if t.get("booking_id") == booking["id"]]
+    restarted = make_hall()
+    clock.advance(seconds=restarted.ops.sweep_seconds + 1)
+    assert restarted.repair_check_ins() == 1
+    repaired = restarted.booking(booking["id"])
+    assert (repaired["state"], repaired["ticket_id"]) == ("checked_in", issued["id"])
+    assert len(restarted.repo.tickets.find()) == 1  # no second ticket
+
+
 def test_repeated_no_shows_block_new_bookings_with_the_reason(hall, clock):
     for day in ("2026-11-24", "2026-11-25"):
         book(hall, "13900000009", day=day)
