@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.common.errors import InvalidInput
+from services.common.site import Tier
 from services.sync.domain import DEFAULT_MASK_KEYS, Backoff, FeedRef
 
 DEFAULT_UPWARD = (
@@ -101,7 +102,9 @@ class SettingsSchema(Schema):
     upward = _feed_list(lambda: [dict(ref) for ref in DEFAULT_UPWARD])
     accept = _feed_list(None)
     catalog_service = _text(NAME, "服务名", load_default="matters")
-    pull_catalog = fields.Boolean(load_default=True, error_messages=_messages("true 或 false"))
+    pull_catalog = fields.Boolean(
+        load_default=None, allow_none=True, error_messages=_messages("true 或 false")
+    )
     batch_size = _int(1, MAX_PAGE, load_default=500)
     max_batch_bytes = _int(10_000, 64_000_000, load_default=4_000_000)
     max_record_bytes = _int(1_000, 4_000_000, load_default=256_000)
@@ -150,8 +153,11 @@ class Settings:
     mask_keys: tuple[str, ...]
 
 
-def load_settings(section: Mapping[str, Any]) -> Settings:
-    """Validate the ``SYNC:`` section; raises ``InvalidInput`` naming ``SYNC.<key>``."""
+def load_settings(section: Mapping[str, Any], tier: Tier | None = None) -> Settings:
+    """Validate the ``SYNC:`` section; raises ``InvalidInput`` naming ``SYNC.<key>``.
+
+    ``pull_catalog`` defaults to the site's place: county and above publish the catalog
+    themselves (matters' ``catalog_source``), so only towns and villages pull it."""
     raw = dict(section)
     children = raw.get("children")
     if isinstance(children, Mapping):  # YAML reads an unquoted 421302101 as a number
@@ -168,7 +174,11 @@ def load_settings(section: Mapping[str, Any]) -> Settings:
         upward=upward,
         accept=upward if accept is None else tuple(FeedRef(**ref) for ref in accept),
         catalog_service=data["catalog_service"],
-        pull_catalog=data["pull_catalog"],
+        pull_catalog=(
+            data["pull_catalog"]
+            if data["pull_catalog"] is not None
+            else tier is None or tier.rank > Tier.COUNTY.rank
+        ),
         batch_size=data["batch_size"],
         max_batch_bytes=data["max_batch_bytes"],
         max_record_bytes=data["max_record_bytes"],

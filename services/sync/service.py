@@ -21,7 +21,7 @@ from services.common.config import ConfigError
 from services.common.errors import Conflict, InvalidInput, UpstreamUnavailable
 from services.common.rpc import rpc
 from services.common.runtime import SiteRuntime
-from services.common.site import is_proper_ancestor
+from services.common.site import Tier, is_proper_ancestor
 from services.sync.local import LocalCaller, LocalRpc
 from services.sync.replicator import Receiver, Replicator, SyncContext, SyncMetrics
 from services.sync.schemas import Settings, load_settings
@@ -43,8 +43,11 @@ class SyncState(DependencyProvider):  # type: ignore[misc]
     def bind(self, container: Any, attr_name: str) -> SyncState:
         instance: SyncState = super().bind(container, attr_name)
         site = container.config.get("SITE") or {}
+        tier = site.get("tier") if isinstance(site, dict) else None
         try:
-            settings = load_settings(container.config.get("SYNC") or {})
+            settings = load_settings(
+                container.config.get("SYNC") or {}, Tier(tier) if tier in set(Tier) else None
+            )
         except InvalidInput as exc:
             raise ConfigError(exc.message, exc.fields) from None
         own = str(site.get("code", "")) if isinstance(site, dict) else ""

@@ -180,3 +180,12 @@ def test_outcomes(repo):
     outcome = repo.outcome("up:rating.evaluations")
     assert outcome["last_error_reason"] == "timeout"
     assert outcome["last_success"] >= outcome["last_error_at"]
+
+
+def test_only_towns_and_villages_pull_the_catalog_by_default():
+    from services.common.site import Tier
+
+    pulls = {tier: load_settings({}, tier).pull_catalog for tier in Tier}
+    assert pulls == {tier: tier in (Tier.TOWN, Tier.VILLAGE) for tier in Tier}
+    assert load_settings({"pull_catalog": True}, Tier.COUNTY).pull_catalog is True
+    assert load_settings({"pull_catalog": False}, Tier.VILLAGE).pull_catalog is False
