@@ -140,6 +140,12 @@ class WorkingCalendar:
         """Whether a schedule (override or package) is loaded for ``year``."""
         return year in self._overrides or year in self._package
 
+    def days_covered_after(self, today: date) -> int:
+        """Days from ``today`` to the end of the last year with a loaded schedule: how far
+        ahead deadlines can be computed (negative once that year is over)."""
+        last = max((*self._overrides, *self._package), default=today.year - 1)
+        return (date(last, 12, 31) - today).days
+
     def is_working_day(self, d: date) -> bool:
         """Whether ``d`` is a working day; raises :class:`ScheduleMissing` for an unknown year."""
         d = _as_date(d)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -86,6 +87,7 @@ class SiteRuntime(SharedExtension):  # type: ignore[misc]
             store = open_store(config.store_uri, namespace=service)
             identity = config.identity
             metrics = ServiceMetrics(service, identity.code, identity.tier.value, store.kind)
+            _watch_calendar(metrics, calendar)
             self.context = SiteContext(service, config, store, calendar, metrics)
         return self.context
 
@@ -138,6 +140,19 @@ class EntrypointMetrics(DependencyProvider):  # type: ignore[misc]
         metrics.rpc_latency.labels(**labels).observe(time.perf_counter() - started)
         if exc_info is not None:
             metrics.rpc_errors.labels(**labels, error=exc_info[0].__name__).inc()
+
+
+def _watch_calendar(metrics: ServiceMetrics, calendar: WorkingCalendar) -> None:
+    """``hall_calendar_days_ahead``, read at each scrape: working-day deadlines that run past
+    the loaded holiday schedules are refused (never guessed), so operators must load next
+    year's schedule in time (alert HallCalendarEndingSoon)."""
+    gauge = metrics.gauge(
+        "hall_calendar_days_ahead",
+        "Days from today to the end of the last year with a loaded holiday schedule",
+    )
+    gauge.labels(**metrics.site_labels()).set_function(
+        lambda: calendar.days_covered_after(datetime.now(UTC).date())
+    )
 
 
 def _calendar(path: str | None) -> WorkingCalendar:

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.common.calendar import ScheduleMissing
 from services.common.errors import Conflict, Forbidden, InvalidInput
 
 
@@ -290,6 +291,18 @@ def evaluation_deadline(
     return calendar.add_working_days(local_day(start, rules.zone), rules.supplementary_working_days)
 
 
+def within_calendar_days(
+    facts: ServiceFacts, first_at: datetime | None, now: datetime, rules: RatingRules
+) -> bool:
+    """Whether ``now`` is at most ``supplementary_working_days`` calendar days after the
+    service: then it is inside the working-day deadline, with or without a schedule."""
+    start = facts.service_ended_at or first_at
+    if start is None:
+        return True
+    bound = local_day(start, rules.zone) + timedelta(days=rules.supplementary_working_days)
+    return local_day(now, rules.zone) <= bound
+
+
 def check_submission(
     *,
     facts: ServiceFacts,
@@ -324,7 +337,14 @@ def check_submission(
         )
     sequence = FIRST if not existing else SUPPLEMENTARY
     first_at = parse_time(existing[0]["submitted_at"]) if existing else None
-    deadline = evaluation_deadline(facts, first_at, rules, calendar)
+    try:
+        deadline = evaluation_deadline(facts, first_at, rules, calendar)
+    except ScheduleMissing:
+        # N working days never end before N calendar days: a rating inside that bound is
+        # in time whatever next year's schedule says; beyond it we refuse, not guess.
+        if not within_calendar_days(facts, first_at, now, rules):
+            raise
+        deadline = None
     if deadline is not None and local_day(now, rules.zone) > deadline:
         what = "追加评价" if sequence == SUPPLEMENTARY else "补充评价"
         raise Conflict(
@@ -412,6 +432,45 @@ def _step(name: str, by: str, now: datetime, **details: Any) -> dict[str, Any]:
     return {"step": name, "by": by, "at": iso(now), **details}
 
 
+def _due(calendar: Calendar, start: date, working_days: int) -> str | None:
+    try:
+        return calendar.add_working_days(start, working_days).isoformat()
+    except ScheduleMissing:
+        return None
+
+
+def case_deadlines(opened: date, rules: RatingRules, calendar: Calendar) -> dict[str, Any]:
+    """Call-back and appeal deadlines of a case opened on ``opened``. A deadline that runs
+    into a year without a loaded holiday schedule stays None (never guessed) and
+    ``deadlines_unknown`` is set: the case opens anyway, and the sweep fills the deadline in
+    once the operator has loaded that year's schedule (``fill_deadlines``)."""
+    callback = _due(calendar, opened, rules.callback_working_days)
+    appeal = _due(calendar, opened, rules.appeal_working_days)
+    return {
+        "callback_due": callback,
+        "appeal_due": appeal,
+        "deadlines_unknown": callback is None or appeal is None,
+    }
+
+
+def fill_deadlines(
+    case: Mapping[str, Any], rules: RatingRules, calendar: Calendar
+) -> dict[str, Any] | None:
+    """The changes that complete a case's unknown deadlines, or None while still unknown."""
+    if not case.get("deadlines_unknown"):
+        return None
+    opened = local_day(parse_time(case["opened_at"]), rules.zone)
+    found = case_deadlines(opened, rules, calendar)
+    if found["callback_due"] == case["callback_due"] and found["appeal_due"] == case["appeal_due"]:
+        return None
+    changes = dict(found)
+    callback = next((s for s in case["steps"] if s["step"] == "callback"), None)
+    if callback is not None and found["callback_due"] is not None:
+        done = local_day(parse_time(callback["at"]), rules.zone)
+        changes["callback_on_time"] = done <= date.fromisoformat(found["callback_due"])
+    return changes
+
+
 def open_case(
     evaluation: Mapping[str, Any], now: datetime, rules: RatingRules, calendar: Calendar
 ) -> dict[str, Any]:
@@ -433,8 +492,7 @@ def open_case(
         "channel": evaluation["channel"],
         "state": CaseState.CALLBACK_PENDING.value,
         "opened_at": iso(now),
-        "callback_due": calendar.add_working_days(today, rules.callback_working_days).isoformat(),
-        "appeal_due": calendar.add_working_days(today, rules.appeal_working_days).isoformat(),
+        **case_deadlines(today, rules, calendar),
         "close_due": None,
         "classification": None,
         "called_back": False,
@@ -487,7 +545,8 @@ def record_callback(
     _require_state(case, CaseState.CALLBACK_PENDING)
     _check_handler(case, by)
     today = local_day(now, rules.zone)
-    on_time = today <= date.fromisoformat(case["callback_due"])
+    due = case["callback_due"]
+    on_time = None if due is None else today <= date.fromisoformat(due)  # None: filled later
     return {
         "state": CaseState.CLASSIFICATION_PENDING.value,
         "handler": case.get("handler") or by,
@@ -590,7 +649,12 @@ def file_appeal(
             "只有被评价的办理单位可以申诉", {"unit": [f"本案件办理单位为 {case['unit']}"]}
         )
     today = local_day(now, rules.zone)
-    if today > date.fromisoformat(case["appeal_due"]):
+    if case["appeal_due"] is None:
+        opened = local_day(parse_time(case["opened_at"]), rules.zone)
+        if today > opened + timedelta(days=rules.appeal_working_days):
+            rule = "申诉期限跨入尚未载入节假日安排的年份，暂不能确定是否逾期；请在载入后再申诉"
+            raise Conflict(rule, {"case_id": [rule]})
+    elif today > date.fromisoformat(case["appeal_due"]):
         raise Conflict(
             f"已超过申诉期限（{rules.appeal_working_days} 个工作日，截至 {case['appeal_due']}）",
             {"case_id": [f"申诉期限截至 {case['appeal_due']}"]},
@@ -632,8 +696,11 @@ def review_appeal(
 def overdue_steps(case: Mapping[str, Any], today: date) -> list[str]:
     """Steps past their deadline now: ``callback`` and ``close``."""
     steps = []
-    if case["state"] == CaseState.CALLBACK_PENDING and today > date.fromisoformat(
-        case["callback_due"]
+    callback_due = case.get("callback_due")
+    if (
+        case["state"] == CaseState.CALLBACK_PENDING
+        and callback_due is not None
+        and today > date.fromisoformat(callback_due)
     ):
         steps.append("callback")
     if (

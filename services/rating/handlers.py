@@ -622,6 +622,11 @@ class Rating:
         for state in open_by_state:
             for case in self.repo.cases.find({"recorded_at_site": self.site, "state": state}):
                 open_by_state[state] += 1
+                filled = domain.fill_deadlines(case, self.rules, self.calendar)
+                if filled is not None:
+                    filled["updated_at"] = domain.iso(now)
+                    if self.repo.cases.update(case["id"], filled, {"version": case["version"]}):
+                        case = {**case, **filled, "version": case["version"] + 1}
                 changes = domain.escalate(case, today, now)
                 if changes is not None:
                     if changes["escalations"] != case.get("escalations"):

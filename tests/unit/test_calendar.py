@@ -452,3 +452,11 @@ def test_between_refuses_unknown_year(cal: WorkingCalendar) -> None:
         cal.working_days_between(date(2027, 1, 5), date(2026, 12, 30))
     # a start on 12-31 of an unknown year needs none of that year
     assert cal.working_days_between(date(2003, 12, 31), date(2004, 1, 2)) == 1
+
+
+def test_days_covered_ahead_reach_the_end_of_the_last_loaded_year(
+    cal: WorkingCalendar, cal_2027: WorkingCalendar
+) -> None:
+    assert cal.days_covered_after(date(2026, 11, 22)) == 39  # the package ends with 2026
+    assert cal.days_covered_after(date(2027, 1, 2)) == -2
+    assert cal_2027.days_covered_after(date(2026, 11, 22)) == 39 + 365

@@ -137,9 +137,43 @@ def test_window_counts_from_first_rating_when_service_end_unknown():
         check(facts=facts(None), existing=[first], now=at("2024-09-24"))
 
 
-def test_deadline_in_a_year_without_schedule_is_refused_not_guessed():
-    with pytest.raises(ScheduleMissing):
-        check(facts=facts(at("2026-12-28")), now=at("2026-12-28", 11))
+def test_rating_into_a_year_without_schedule_is_decided_by_calendar_days_or_refused():
+    ended = facts(at("2026-12-28"))  # 5 working days run into 2027, not loaded here
+    assert check(facts=ended, now=at("2026-12-28", 11)) == 1  # right after the service
+    assert check(facts=ended, now=at("2027-01-02", 18)) == 1  # 5 calendar days: surely in time
+    with pytest.raises(ScheduleMissing):  # beyond that only the schedule can tell: not guessed
+        check(facts=ended, now=at("2027-01-03", 9))
+
+
+# Test data only, not the official 2027 schedule: 1-1 (Fri) and 1-4 (Mon) off.
+FICTIONAL_2027 = "2027:\n  holidays: [2027-01-01, 2027-01-04]\n  workdays: []\n"
+
+
+def test_a_case_opened_before_an_unloaded_year_waits_for_its_deadlines(tmp_path):
+    case = opened(at("2026-12-31"))  # the next working day is already in 2027
+    assert (case["callback_due"], case["appeal_due"], case["deadlines_unknown"]) == (
+        None,
+        None,
+        True,
+    )
+    assert domain.overdue_steps(case, date(2027, 2, 1)) == []  # never flagged on a guess
+    case = called_back(case, at("2027-01-05"))
+    assert case["callback_on_time"] is None
+    assert domain.file_appeal(case, "u1", "人社局", "r", at("2027-01-03"), RULES)  # 3 days
+    with pytest.raises(Conflict, match="尚未载入节假日安排"):
+        domain.file_appeal(case, "u1", "人社局", "r", at("2027-01-04"), RULES)
+    assert domain.fill_deadlines(case, RULES, CAL) is None  # still not loaded
+
+    override = tmp_path / "calendar.yaml"
+    override.write_text(FICTIONAL_2027, encoding="utf-8")
+    filled = domain.fill_deadlines(case, RULES, load_calendar(str(override)))
+    assert filled == {
+        "callback_due": "2027-01-05",  # 1-1 and 1-4 off, weekend 1-2/1-3
+        "appeal_due": "2027-01-07",
+        "deadlines_unknown": False,
+        "callback_on_time": True,  # called back on 1-5
+    }
+    assert domain.fill_deadlines(apply(case, filled), RULES, CAL) is None
 
 
 def test_bad_rating_needs_a_reason_tag_or_text():

@@ -402,6 +402,30 @@ def test_case_outbox_is_repaired_by_the_sweep(make):
     assert rating.repo.evaluations.find({"case_pending": True}) == []
 
 
+def test_a_bad_rating_at_year_end_is_kept_and_its_case_deadlines_follow_the_schedule(
+    make, clock, tmp_path
+):
+    rating = make()
+    clock.set("2026-12-31", 9)  # the next working day is in 2027, not loaded yet
+    rating.apply_invitations("queue", [invitation(1, ended="2026-12-31T00:30:00Z")])
+    ev = submit(rating, level="very_dissatisfied")  # recorded, not refused
+    case = rating.get_case(ev["case_id"])
+    assert (case["callback_due"], case["deadlines_unknown"]) == (None, True)
+    clock.set("2027-01-20")
+    rating.sweep()
+    assert rating.get_case(ev["case_id"])["overdue"] == []  # no deadline, no guessed overdue
+
+    # the operator loads 2027 (test data, not the official schedule) and restarts rating
+    override = tmp_path / "calendar.yaml"
+    override.write_text("2027:\n  holidays: [2027-01-01]\n  workdays: []\n", encoding="utf-8")
+    rating.calendar = load_calendar(str(override))
+    rating.sweep()
+    case = rating.get_case(ev["case_id"])
+    assert (case["callback_due"], case["appeal_due"]) == ("2027-01-04", "2027-01-06")
+    assert case["deadlines_unknown"] is False
+    assert case["overdue"] == ["callback"]  # now known, and long past
+
+
 def test_overdue_cases_escalate_and_show_in_gauges(make, clock):
     rating = make()
     rating.apply_invitations("queue", [invitation(1)])
