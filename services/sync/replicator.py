@@ -111,6 +111,9 @@ class SyncContext:
     lock: Semaphore = field(default_factory=Semaphore)
     # (ClusterRpcProxy, its proxy) on the upstream broker; used under ``lock`` only.
     session: tuple[Any, Any] | None = None
+    # Set when the container begins to stop: a running exchange ends at its next batch or
+    # job boundary (the rest goes after the restart, from the checkpoints).
+    stopping: bool = False
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -221,6 +224,8 @@ class Replicator:
                 results[name] = self._failed(name, exc)
             jobs = []
         for position, (name, job) in enumerate(jobs):
+            if self.ctx.stopping:
+                break
             results[name] = self._attempt(name, job, up)
             reason = results[name].get("reason")
             if reason is not None and reason not in SESSION_SURVIVES:
@@ -410,7 +415,7 @@ class Replicator:
         pending: GreenThread | None = self._prefetch(ref, self.repo.checkpoint(checkpoint))
         try:
             while pending is not None:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self.ctx.stopping:
                     # Leave the rest to the next tick: the other exchanges get their turn and
                     # a graceful stop never waits for a whole large backlog.
                     more = True
@@ -542,7 +547,7 @@ class Replicator:
                     len(items)
                 )
             self.repo.succeeded(DOWN, {"upstream_high_water": int(page["high_water"])})
-            if len(items) < self.s.batch_size:
+            if len(items) < self.s.batch_size or self.ctx.stopping:
                 break
         return {"applied": applied, "checkpoint": self.repo.checkpoint(checkpoint)}
 

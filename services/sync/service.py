@@ -14,7 +14,7 @@ from typing import Any
 
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.extensions import DependencyProvider
-from nameko.timer import timer
+from nameko.timer import Timer
 
 from services.common import service as base
 from services.common.config import ConfigError
@@ -83,6 +83,19 @@ class SyncState(DependencyProvider):  # type: ignore[misc]
         self.stop()
 
 
+class StoppingTimer(Timer):  # type: ignore[misc]
+    """The tick's timer. Nameko stops entrypoints (all at once) before it waits for running
+    workers; this one first tells a running exchange to end at its next batch or job, so a
+    stop does not wait out every remaining feed (each call to a peer that is already gone
+    would wait for its timeout)."""
+
+    def stop(self) -> None:
+        for provider in self.container.dependencies:
+            if isinstance(provider, SyncState) and provider.context is not None:
+                provider.context.stopping = True
+        super().stop()
+
+
 class SyncService(base.SiteService):
     name = "sync"
     upstream = UpstreamRpc(timeout=10.0)
@@ -97,7 +110,7 @@ class SyncService(base.SiteService):
         self.local.timeout = self.state.settings.local_timeout
         return Receiver(self.state, self.local)
 
-    @timer(interval=TICK_S)
+    @StoppingTimer.decorator(interval=TICK_S)
     def tick(self) -> None:
         """Push, pull, reconcile and refresh gauges when each is due (backoff on failure)."""
         self._replicator().tick()

@@ -18,6 +18,7 @@ from services.common.store import open_store
 from services.sync import domain, replicator
 from services.sync.service import SyncService
 from tests.conftest import amqp_uri, free_port, rabbitmqctl, site_config
+from tests.service.helpers import wait_for
 from tests.system.linkproxy import LinkProxy
 from tests.system.test_sync_doubles import DOUBLES
 
@@ -458,3 +459,33 @@ def test_a_bad_sync_section_refuses_the_start(net, tmp_path, section, field):
         ServiceContainer(SyncService, {**config, "SYNC": section})
     assert field in caught.value.fields
     assert not (tmp_path / TOWN).exists()  # refused before anything was created on disk
+
+
+def test_a_stop_ends_a_running_push_at_the_next_batch(vhost_factory, tmp_path):
+    """Stopping sync mid-push does not wait for the whole backlog: the push ends at the next
+    batch, and what was sent is exactly what the checkpoint says."""
+    network = Network(vhost_factory, tmp_path)
+    try:
+        network.site(TOWN, "town", COUNTY, {"key": TOWN_KEY, "children": {VILLAGE: [VILLAGE_KEY]}})
+        network.site(VILLAGE, "village", TOWN, {"key": VILLAGE_KEY, "cycle_seconds": 20})
+        village_sync = network.containers[-1]
+        assert village_sync.service_name == "sync"
+        total = 30_000  # 600 batches of 50: seconds of pushing, far more than the stop takes
+        with network.rpc(VILLAGE) as village:
+            village.rating.seed("evaluations", total, f"{VILLAGE}-stop")
+        pushing = eventlet.spawn(push, network, VILLAGE)
+
+        def arrived():
+            with network.rpc(TOWN) as town:
+                return town.rating.count("evaluations")
+
+        wait_for(arrived, timeout=30)
+        village_sync.stop()
+        outcome = pushing.wait()[VILLAGE]["results"]["up:rating.evaluations"]
+        assert outcome["more"] is True
+        held = arrived()
+        assert 0 < held < total
+        assert outcome["sent"] == held
+        assert outcome["checkpoint"] == held  # fresh store: the seq of the last record sent
+    finally:
+        network.stop()
