@@ -196,22 +196,31 @@ def load_settings(section: Mapping[str, Any], tier: Tier | None = None) -> Setti
     )
 
 
-class BatchSchema(Schema):
-    """What ``sync.ingest`` accepts; the signature is checked over the raw batch."""
+class _SignedSchema(Schema):
+    """What every signed message from a child carries; the signature is checked over the
+    raw message."""
 
     class Meta:
         unknown = EXCLUDE
 
     schema = _int(1, required=True)
     child = _text(SITE_CODE, "6、9 或 12 位站点编码", required=True)
+    signature = _text(None, "十六进制签名", required=True)
+
+
+class _FeedSchema(_SignedSchema):
     service = _text(NAME, "服务名", required=True)
     feed = _text(NAME, "数据源名", required=True)
+
+
+class BatchSchema(_FeedSchema):
+    """What ``sync.ingest`` accepts."""
+
     from_seq = _int(0, required=True)
     to_seq = _int(0, required=True)
     records = fields.List(fields.Raw(), required=True, error_messages=_messages())
     resend = fields.Boolean(load_default=False, error_messages=_messages())
     sent_at = fields.String(load_default=None, allow_none=True)
-    signature = _text(None, "十六进制签名", required=True)
 
     @validates_schema
     def _ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -219,36 +228,22 @@ class BatchSchema(Schema):
             raise ValidationError("不能小于 from_seq", "to_seq")
 
 
-class ReconcileSchema(Schema):
+class ReconcileSchema(_FeedSchema):
     """What ``sync.reconcile_counts`` accepts: a child's counts per origin per day."""
 
-    class Meta:
-        unknown = EXCLUDE
-
-    schema = _int(1, required=True)
-    child = _text(SITE_CODE, "6、9 或 12 位站点编码", required=True)
-    service = _text(NAME, "服务名", required=True)
-    feed = _text(NAME, "数据源名", required=True)
     counts = fields.Dict(
         keys=_text(SITE_CODE, "站点编码"),
         values=fields.Dict(keys=fields.String(), values=_int(0)),
         required=True,
         error_messages=_messages("站点编码 → 日期 → 条数"),
     )
-    signature = _text(None, "十六进制签名", required=True)
 
 
-class KeyProbeSchema(Schema):
+class KeyProbeSchema(_SignedSchema):
     """What ``sync.verify_key`` accepts: a child's signed key check (no records)."""
 
-    class Meta:
-        unknown = EXCLUDE
-
-    schema = _int(1, required=True)
-    child = _text(SITE_CODE, "6、9 或 12 位站点编码", required=True)
     upstream = _text(SITE_CODE, "6、9 或 12 位站点编码", required=True)
     sent_at = fields.String(load_default=None, allow_none=True)
-    signature = _text(None, "十六进制签名", required=True)
 
 
 def load_key_probe(probe: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ accepted, then (the county holding another key for the town) refused on a quiet 
 from __future__ import annotations
 
 import contextlib
-import shutil
 import subprocess
 import threading
 import time
@@ -25,23 +24,11 @@ from services.hallctl import ops_cli, ops_site
 from services.hallctl.ops_village import _set_child_keys
 from services.hallctl.topology import SERVICES
 from tests.conftest import free_port, rabbitmqctl
+from tests.system.test_deploy_definitions import import_definitions
 
 pytestmark = pytest.mark.system
 
 COUNTY, TOWN = "421302", "421302101"
-
-
-def import_as_documented(path: Path) -> None:
-    """The command of docs/operations.md, through a shell as the operator types it."""
-    ctl = shutil.which("rabbitmqctl")
-    assert ctl
-    done = subprocess.run(
-        ["sh", "-c", f'{ctl} import_definitions --format json < "$1"', "sh", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 def wait_for_login(user: str, password: str, vhost: str, timeout: float = 20) -> None:
@@ -114,7 +101,7 @@ def test_site_without_systemd_then_a_refused_key_on_a_quiet_town(hall):
         data / COUNTY / "rabbitmq" / f"child-{TOWN}.json",
         data / TOWN / "rabbitmq" / "definitions.json",
     ):
-        import_as_documented(path)
+        import_definitions(path)  # as docs/operations.md types it
     for code_ in (COUNTY, TOWN):
         password = secret(data, f"{code_}.broker-password")
         wait_for_login(f"{prefix}site-{code_}", password, f"{prefix}{code_}")
