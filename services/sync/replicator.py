@@ -718,6 +718,14 @@ class Receiver:
         log.warning("sync refused a batch from %s (%s): %s", child, reason, message)
         return Forbidden(message, {"batch": [message]})
 
+    def _parsed(self, load: Callable[[Any], dict[str, Any]], raw: Any) -> dict[str, Any]:
+        """``load(raw)``; a malformed message is counted before its refusal is raised."""
+        try:
+            return load(raw)
+        except InvalidInput:
+            self.m.refused.labels(**self.m.site, reason="malformed").inc()
+            raise
+
     def _authenticate(self, raw: Mapping[str, Any], child: str, service: str, feed: str) -> FeedRef:
         keys = self.s.children.get(child)
         if not keys:
@@ -731,11 +739,7 @@ class Receiver:
 
     def verify_key(self, raw: Any) -> dict[str, Any]:
         """A child's key check: is its probe signed with a key registered for it here?"""
-        try:
-            probe = load_key_probe(raw)
-        except InvalidInput:
-            self.m.refused.labels(**self.m.site, reason="malformed").inc()
-            raise
+        probe = self._parsed(load_key_probe, raw)
         child = probe["child"]
         if probe["upstream"] != self.code:
             raise Conflict(
@@ -766,11 +770,7 @@ class Receiver:
         }
 
     def ingest(self, raw: Any) -> dict[str, Any]:
-        try:
-            batch = load_batch(raw)
-        except InvalidInput:
-            self.m.refused.labels(**self.m.site, reason="malformed").inc()
-            raise
+        batch = self._parsed(load_batch, raw)
         child = batch["child"]
         ref = self._authenticate(raw, child, batch["service"], batch["feed"])
         valid: list[dict[str, Any]] = []
