@@ -16,7 +16,6 @@ import argparse
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from bench.support import percentile, rabbitmqctl, stop_process
 from services.common.store import open_store
 from services.matters.store import MattersRepository, version_id
 
@@ -58,13 +58,6 @@ QUERIES: list[dict[str, Any]] = [
     {"q": "结婚"},
     {"q": "不存在的事项名称"},
 ]
-
-
-def rabbitmqctl(*args: str) -> None:
-    ctl = shutil.which("rabbitmqctl")
-    if not ctl:
-        raise SystemExit("rabbitmqctl not found: the bench needs a local RabbitMQ")
-    subprocess.run([ctl, "-q", *args], check=True, capture_output=True, timeout=60)
 
 
 def seed(data: Path, n_matters: int, n_applications: int) -> list[str]:
@@ -194,11 +187,6 @@ def write_config(path: Path, vhost: str, data: Path) -> None:
     )
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def measure(vhost: str, queries: int) -> tuple[list[float], list[float], list[int]]:
     import warnings
 
@@ -261,16 +249,14 @@ def main() -> None:
     try:
         search, noop, totals = measure(vhost, args.queries)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process, timeout=20)
         log.close()
         rabbitmqctl("delete_vhost", vhost)
         shutil.rmtree(work, ignore_errors=True)
 
-    ms = lambda xs, p: percentile(xs, p) * 1000  # noqa: E731
+    def ms(samples: list[float], p: float) -> float:
+        return percentile(samples, p) * 1000
+
     print(f"{args.queries} searches over {args.matters} matters with {args.applications} "
           f"applications in the store, {len(QUERIES)} query shapes "
           f"(matches per query: {min(totals)}–{max(totals)})")  # fmt: skip

@@ -31,7 +31,6 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -40,11 +39,13 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import yaml  # noqa: E402
 from nameko.standalone.rpc import ServiceRpcProxy  # noqa: E402
 
-import services.common.errors  # noqa: E402, F401  (typed remote errors)
+import services.common.remote  # noqa: E402, F401  (typed remote errors)
+from bench.support import free_port, percentile, rabbitmqctl, stop_process  # noqa: E402
 from services.common.errors import Conflict  # noqa: E402
 
 BROKER = os.environ.get("BENCH_BROKER", "127.0.0.1:5672")
@@ -53,20 +54,7 @@ TARGET_TICKETS_S = 300
 TARGET_CALL_P99_MS = 50
 
 
-def rabbitmqctl(*args: str) -> None:
-    ctl = shutil.which("rabbitmqctl")
-    if not ctl:
-        sys.exit("rabbitmqctl is needed to create the benchmark's vhost")
-    subprocess.run([ctl, "-q", *args], check=True, capture_output=True, timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def section(windows: int) -> dict:
+def section(windows: int) -> dict[str, Any]:
     """Five categories open all day every day; ``windows`` comprehensive windows."""
     categories = [
         {
@@ -94,15 +82,8 @@ def section(windows: int) -> dict:
     }
 
 
-def percentile(samples: list[float], q: float) -> float:
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def ms(samples: list[float], q: float) -> str:
-    return f"{percentile(samples, q) * 1000:7.2f}"
+    return f"{percentile(samples, q * 100) * 1000:7.2f}"
 
 
 class Bench:
@@ -167,22 +148,18 @@ class Bench:
                 with ServiceRpcProxy("queue", {"AMQP_URI": self.uri}, timeout=2) as queue:
                     queue.site_info()
                     return
-            except Exception:
+            except Exception:  # noqa: BLE001  any failure here means "not up yet"
                 if any(proc.poll() is not None for proc in self.procs):
                     sys.exit(f"queue service exited; see the logs in {self.dir}")
                 eventlet.sleep(0.5)
         sys.exit("queue service did not answer within 60 s")
 
     def stop_service(self) -> None:
-        for proc in self.procs:
+        for proc in self.procs:  # all at once, then wait for each
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, timeout=30)
 
     def cleanup(self) -> None:
         self.stop_service()
@@ -211,7 +188,7 @@ class Bench:
                 started = time.perf_counter()
                 try:
                     ticket = queue.take_ticket(category, "kiosk")
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001  every refusal is counted and reported
                     self.errors[f"take: {type(exc).__name__}"] += 1
                     continue
                 self.take_lat.append(time.perf_counter() - started)
@@ -332,7 +309,7 @@ class Bench:
         dup_calls = called - len(set(self.called))
         stored, stored_dups, stored_double = self.store_check()
         rate = taken / elapsed
-        call_p99 = percentile(self.call_lat, 0.99) * 1000
+        call_p99 = percentile(self.call_lat, 99) * 1000
         print()
         print(f"{'':28}{'p50 ms':>8}{'p99 ms':>8}{'count':>9}")
         rows = [

@@ -22,21 +22,24 @@ import argparse
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import requests
 import yaml
 
+from bench.support import free_port, percentile, rabbitmqctl, stop_process, wait_healthy
+from services.common.clock import iso
 from services.common.store import open_store
 from services.rating import domain
 from services.rating.store import RatingRepository
@@ -51,11 +54,6 @@ LEVEL_WEIGHTS = (60, 30, 7, 2, 1)
 CHANNELS = [c.value for c in domain.Channel if c is not domain.Channel.SYSTEM_DEFAULT]
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def seeded_doc(n: int, day: date, rng: random.Random) -> dict[str, Any]:
     site = SITES[n % len(SITES)]
     level = rng.choices(LEVELS, LEVEL_WEIGHTS)[0]
@@ -63,7 +61,7 @@ def seeded_doc(n: int, day: date, rng: random.Random) -> dict[str, Any]:
     moment = datetime.combine(day, datetime.min.time(), ZONE).replace(hour=10).astimezone(UTC)
     ref = f"{site}-seed{n}"
     return {
-        "id": domain.evaluation_id("ticket", ref, 1),
+        "id": domain.evaluation_id(site, "ticket", ref, 1),
         "schema": 1,
         "site_code": site,
         "recorded_at_site": site,
@@ -75,7 +73,7 @@ def seeded_doc(n: int, day: date, rng: random.Random) -> dict[str, Any]:
         "matter_code": f"M{rng.randrange(20):02d}",
         "department": f"部门{rng.randrange(10)}",
         "service_channel": "window",
-        "service_ended_at": domain.iso(moment),
+        "service_ended_at": iso(moment),
         "channel": rng.choice(CHANNELS),
         "level": level,
         "level_zh": domain.Level(level).zh,
@@ -85,15 +83,15 @@ def seeded_doc(n: int, day: date, rng: random.Random) -> dict[str, Any]:
         "comment": None,
         "rater": {"real_name": False, "phone_masked": None, "name_masked": None},
         "entered_by": None,
-        "submitted_at": domain.iso(moment),
+        "submitted_at": iso(moment),
         "day": day.isoformat(),
         "held": False,
         "hold_reasons": [],
         "excluded": None,
         "case_id": None,
         "case_pending": False,
-        "created_at": domain.iso(moment),
-        "updated_at": domain.iso(moment),
+        "created_at": iso(moment),
+        "updated_at": iso(moment),
     }
 
 
@@ -114,7 +112,7 @@ def seed(data: Path, stored: int, submit: int, today: date) -> list[str]:
             repo.fold("evaluations", limit=10000)
             batch = []
     seconds = time.perf_counter() - started
-    ended = domain.iso(datetime.now(UTC) - timedelta(minutes=1))
+    ended = iso(datetime.now(UTC) - timedelta(minutes=1))
     tickets = [f"421302-bench{uuid.uuid4().hex}" for _ in range(submit)]
     repo.add_invitations(
         [
@@ -145,16 +143,6 @@ def seed(data: Path, stored: int, submit: int, today: date) -> list[str]:
     return tickets
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
 def start_service(tmp: Path, data: Path, vhost: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     config = {
@@ -178,25 +166,21 @@ def start_service(tmp: Path, data: Path, vhost: str) -> tuple[subprocess.Popen[b
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit((tmp / "rating.log").read_text()[-2000:])
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
-                return proc, port
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("rating did not start")
+    wait_healthy([port], [proc], tmp / "rating.log", timeout=60)
+    return proc, port
 
 
 def _client(
-    uri: dict[str, str], method: str, payloads: list[Any], window: int, barrier: Any, done: Any
+    uri: dict[str, str],
+    method: str,
+    payloads: Sequence[tuple[object, ...]],
+    window: int,
+    barrier: Barrier,
+    done: Queue[float],
 ) -> None:
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    import services.common.errors  # noqa: F401
+    import services.common.remote  # noqa: F401
 
     with ClusterRpcProxy(uri, timeout=120) as cluster:
         call = getattr(cluster.rating, method)
@@ -213,13 +197,18 @@ def _client(
 
 
 def pipelined(
-    uri: dict[str, str], method: str, payloads: list[Any], window: int, clients: int
+    uri: dict[str, str],
+    method: str,
+    payloads: Sequence[tuple[object, ...]],
+    window: int,
+    clients: int,
 ) -> float:
     """Calls per second from ``clients`` processes, each with ``window`` calls in flight."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    barrier, done = ctx.Barrier(clients + 1), ctx.Queue()
+    barrier = ctx.Barrier(clients + 1)
+    done: Queue[float] = ctx.Queue()
     procs = [
         ctx.Process(target=_client, args=(uri, method, payloads[i::clients], window, barrier, done))
         for i in range(clients)
@@ -234,8 +223,8 @@ def pipelined(
     return len(payloads) / (finished - started)
 
 
-def latencies(call: Any, calls: int) -> list[float]:
-    out = []
+def latencies(call: Callable[[], object], calls: int) -> list[float]:
+    out: list[float] = []
     for _ in range(calls):
         started = time.perf_counter()
         call()
@@ -269,7 +258,7 @@ def main() -> None:
 
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    import services.common.errors  # noqa: F401  typed errors over RPC
+    import services.common.remote  # noqa: F401  typed errors over RPC
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-rating-"))
     data = tmp / "data"
@@ -316,7 +305,7 @@ def main() -> None:
             total = rating.stats({"date_from": year_from}, None)["total"]["total"]
             noop = latencies(rating.site_info, args.calls)
             results = {
-                name: latencies(lambda q=q: rating.stats(*q), args.calls)
+                name: latencies(partial(rating.stats, *q), args.calls)
                 for name, q in queries.items()
             }
         db = data / "rating.db"
@@ -326,8 +315,7 @@ def main() -> None:
         }
     finally:
         if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+            stop_process(proc, timeout=30)
         rabbitmqctl("delete_vhost", vhost)
 
     print(
@@ -342,12 +330,13 @@ def main() -> None:
     print(f"  no-op RPC (site_info)  {noop_rate:8,.0f} calls/s")
     print(f"\nstats over {total:,} counted evaluations in the store ({args.calls} calls each)")
     print(
-        f"  {'no-op RPC (site_info)':34} p50 {pct(noop, 50):7.2f} ms   p99 {pct(noop, 99):7.2f} ms"
+        f"  {'no-op RPC (site_info)':34} p50 {percentile(noop, 50):7.2f} ms   "
+        f"p99 {percentile(noop, 99):7.2f} ms"
     )
     for name, values in results.items():
         print(
-            f"  {'stats ' + name:34} p50 {pct(values, 50):7.2f} ms   "
-            f"p99 {pct(values, 99):7.2f} ms   (target p99 < {TARGET_STATS_P99_MS} ms)"
+            f"  {'stats ' + name:34} p50 {percentile(values, 50):7.2f} ms   "
+            f"p99 {percentile(values, 99):7.2f} ms   (target p99 < {TARGET_STATS_P99_MS} ms)"
         )
     for name, ms in scans.items():
         print(f"  {'raw SQLite scan ' + name:34} {ms:9.1f} ms   (same rows, GROUP BY level)")

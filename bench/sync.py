@@ -5,11 +5,12 @@ same number of messages on the same broker, in the same run.
     python -m bench.sync [--n 100000] [--batch 1000]      # --n 1000000 for the full figure
 
 Three sites (village 421302101201 → town 421302101 → county 421302), each on its own vhost
-with its own SQLite store, each running ``sync`` and the test double of rating's feed
-contract (tests/system/test_sync_doubles.py: publish and accept ``evaluations`` through the
-base class, i.e. versioned upserts into the store). The backlog is written at the village
-first; then ``sync.push_now()`` at the village drains it to the town (hop 1) while the
-town's own timer pushes on to the county (hop 2), pipelined.
+with its own SQLite store, each running ``sync`` and the real ``rating`` service: the town
+and the county apply what arrives through ``rating.apply_replicated`` (ownership checks,
+versioned upserts, the rollups folded in). The backlog (evaluations shaped as rating stores
+them, ``bench/rating.py``) is written into the village's rating store first; then
+``sync.push_now()`` at the village drains it to the town (hop 1) while the town's own timer
+pushes on to the county (hop 2), pipelined.
 
 Baseline: kombu publishes the same number of persistent messages (one evaluation each,
 same JSON) to a durable queue on the same broker while a second connection consumes them
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -29,12 +31,17 @@ import threading
 import time
 import uuid
 from contextlib import suppress
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-import requests
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from nameko.standalone.rpc import ClusterRpcProxy
+
+from bench.rating import seeded_doc
+from bench.support import free_port, rabbitmqctl, stop_process, wait_healthy
+from services.common import remote  # noqa: F401  (typed errors from RPC)
+from services.common.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,21 +69,8 @@ SAMPLE = {
 }
 
 
-def ctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
 def uri(vhost: str) -> str:
     return f"pyamqp://guest:guest@{BROKER}/{vhost}"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def raw_kombu(vhost: str, n: int) -> float:
@@ -159,14 +153,14 @@ class Bench:
 
     def start(self) -> None:
         for code, _, _ in SITES:
-            ctl("add_vhost", self.vhost(code))
-            ctl("set_permissions", "-p", self.vhost(code), "guest", ".*", ".*", ".*")
-        ctl("add_vhost", self.vhost("raw"))
-        ctl("set_permissions", "-p", self.vhost("raw"), "guest", ".*", ".*", ".*")
+            rabbitmqctl("add_vhost", self.vhost(code))
+            rabbitmqctl("set_permissions", "-p", self.vhost(code), "guest", ".*", ".*", ".*")
+        rabbitmqctl("add_vhost", self.vhost("raw"))
+        rabbitmqctl("set_permissions", "-p", self.vhost("raw"), "guest", ".*", ".*", ".*")
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         for code, tier, upstream in SITES:
             for service, target in (
-                ("rating", "tests.system.test_sync_doubles:RatingDouble"),
+                ("rating", "services.rating.service"),
                 ("sync", "services.sync.service"),
             ):
                 config = self.config(code, tier, upstream, service)
@@ -180,33 +174,52 @@ class Bench:
                             stderr=subprocess.STDOUT,
                         )
                     )
-        deadline = time.monotonic() + 90
-        for port in self.ports.values():
-            while True:
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
-                        break
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"services did not start; logs in {self.data}")
-                time.sleep(0.3)
+        try:
+            wait_healthy(self.ports.values(), self.processes, self.data, timeout=90)
+        except SystemExit:
+            for path in sorted(self.data.glob("*.log")):  # the temporary directory goes away
+                print(f"--- {path.name}\n{path.read_text(errors='replace')[-1500:]}")
+            raise
 
     def stop(self) -> None:
-        for process in self.processes:
+        for process in self.processes:  # all at once, then wait for each
             process.terminate()
         for process in self.processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process, timeout=20)
         for code in (*(s[0] for s in SITES), "raw"):
-            ctl("delete_vhost", self.vhost(code))
+            rabbitmqctl("delete_vhost", self.vhost(code))
 
     def count(self, code: str) -> int:
-        with ClusterRpcProxy({"AMQP_URI": uri(self.vhost(code))}, timeout=60) as rpc:
-            n: int = rpc.rating.count("evaluations")
-        return n
+        """Evaluations held in a site's rating store (read beside the running service)."""
+        store = open_store(f"sqlite:///{self.data / code}", "rating")
+        try:
+            return store.collection("evaluations").count()
+        finally:
+            store.close()
+
+    def seed(self, code: str) -> None:
+        """The backlog, written into the village's rating store as rating writes it."""
+        store = open_store(f"sqlite:///{self.data / code}", "rating")
+        rng, day = random.Random(13), date(2026, 11, 22)
+        try:
+            evaluations = store.collection("evaluations")
+            for start in range(0, self.n, 5000):
+                docs = []
+                for n in range(start, min(start + 5000, self.n)):
+                    doc = seeded_doc(n, day, rng)
+                    ref = f"{code}-bench{n}"
+                    doc |= {
+                        "id": f"ev:ticket:{ref}:1",
+                        "site_code": code,
+                        "recorded_at_site": code,
+                        "service_ref": {"kind": "ticket", "id": ref},
+                        "invitation_id": f"ticket:{ref}",
+                        "version": 1,
+                    }
+                    docs.append(doc)
+                evaluations.upsert_versioned_many(docs)
+        finally:
+            store.close()
 
     def run(self) -> tuple[float, float]:
         village = uri(self.vhost("421302101201"))
@@ -215,7 +228,7 @@ class Bench:
             # whole backlog is drained by the timed push_now below.
             rpc.sync.push_now()
             print(f"writing a backlog of {self.n:,} evaluations at the village …", flush=True)
-            rpc.rating.seed("evaluations", self.n, "421302101201-bench")
+            self.seed("421302101201")
             started = time.perf_counter()
             hop1: list[float] = []
 
@@ -252,8 +265,8 @@ def main() -> int:
     million_s = 1_000_000 / min(hop1_rate, total_rate)
     print(f"\nrecords: {args.n:,}, batch {args.batch}, SQLite, one RabbitMQ, {os.cpu_count()} CPUs")
     print(f"raw kombu publish+consume      {raw_s:8.1f} s  {raw_rate:10,.0f} msg/s   (baseline)")
-    print(f"sync village → town (hop 1)    {hop1_s:8.1f} s  {hop1_rate:10,.0f} rec/s")
-    print(f"sync village → county (2 hops) {total_s:8.1f} s  {total_rate:10,.0f} rec/s")
+    print(f"sync+rating village → town     {hop1_s:8.1f} s  {hop1_rate:10,.0f} rec/s")
+    print(f"sync+rating village → county   {total_s:8.1f} s  {total_rate:10,.0f} rec/s")
     print(f"sync / raw kombu               {total_rate / raw_rate:8.2f} x")
     print(
         f"targets: ≥ {TARGET_PER_HOP:,.0f} rec/s per hop → "

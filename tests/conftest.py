@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+# One copy for the tests and the benchmarks; re-exported for the test modules.
+from bench.support import free_port as free_port
+from bench.support import rabbitmqctl as rabbitmqctl
+
+# Imported inside the fixtures: service tests must patch with eventlet (tests/service/
+# conftest.py) before nameko, kombu or pymongo are imported, and this file loads first.
+if TYPE_CHECKING:
+    from services.common.calendar import WorkingCalendar
+    from services.common.clock import ManualClock
+    from services.common.runtime import SiteContext
+    from services.common.store import Store
+
 BROKER = "127.0.0.1:5672"
 
-
-def rabbitmqctl(*args: str) -> None:
-    ctl = shutil.which("rabbitmqctl")
-    assert ctl, "rabbitmqctl is required for service and system tests (scripts/bootstrap.sh)"
-    subprocess.run([ctl, "-q", *args], check=True, capture_output=True, timeout=60)
+# ``vhost_factory(label)``: the name of a new vhost that guest has full rights on.
+VhostFactory = Callable[[str], str]
 
 
 @pytest.fixture(scope="module")
-def vhost_factory():
+def vhost_factory() -> Iterator[VhostFactory]:
     """Create vhosts (guest has full rights) and delete them after the module."""
     created: list[str] = []
 
-    def make(label: str = "t") -> str:
+    def make(label: str) -> str:
         name = f"test-{label}-{uuid.uuid4().hex[:8]}"
         rabbitmqctl("add_vhost", name)
         rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
@@ -76,10 +86,70 @@ def wait_for_line(process: subprocess.Popen[str], marker: str, timeout: float) -
     raise AssertionError(f"never saw {marker!r}; output:\n{''.join(seen)}")
 
 
-def free_port() -> int:
-    import socket
+# --- shared fixtures of the unit suites: the clock, both store adapters, a site context ----
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+MONDAY_10 = "2026-11-23T02:00:00Z"  # 10:00 in Shanghai, a working day
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A ``ManualClock`` at Monday 2026-11-23 10:00 Shanghai; tests move it."""
+    from services.common.clock import ManualClock, parse_iso
+
+    return ManualClock(parse_iso(MONDAY_10))
+
+
+@pytest.fixture(params=["sqlite", "mongomock"])
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using it runs on both adapters: SQLite, and MongoDB through mongomock."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}"
+    return f"mongomock://{uuid.uuid4().hex}/hall"
+
+
+class MakeContext(Protocol):
+    def __call__(
+        self,
+        service: str,
+        code: str = ...,
+        tier: str = ...,
+        section: Mapping[str, Any] | None = ...,
+        store_uri: str | None = ...,
+        calendar: WorkingCalendar | None = ...,
+        upstream: str | None = ...,
+    ) -> SiteContext: ...
+
+
+@pytest.fixture
+def make_context(tmp_path: Path) -> Iterator[MakeContext]:
+    """``make_context(service, code=…, tier=…, section=…, store_uri=…, calendar=…)``: the
+    ``SiteContext`` a service's app is built from, on a real store closed after the test."""
+    from services.common.calendar import WorkingCalendar
+    from services.common.config import SiteConfig
+    from services.common.metrics import ServiceMetrics
+    from services.common.runtime import SiteContext
+    from services.common.site import parse_site_identity
+    from services.common.store import open_store
+
+    opened: list[Store] = []
+
+    def make(
+        service: str,
+        code: str = "421302",
+        tier: str = "county",
+        section: Mapping[str, Any] | None = None,
+        store_uri: str | None = None,
+        calendar: WorkingCalendar | None = None,
+        upstream: str | None = None,
+    ) -> SiteContext:
+        identity = parse_site_identity(code, tier, f"测试站点{code}", upstream)
+        uri = store_uri or f"sqlite:///{tmp_path / code}"
+        config = SiteConfig(identity, "pyamqp://guest@localhost/", uri, None, None, section or {})
+        store = open_store(uri, namespace=service)
+        opened.append(store)
+        metrics = ServiceMetrics(service, code, tier, store.kind)
+        return SiteContext(service, config, store, calendar or WorkingCalendar(), metrics)
+
+    yield make
+    for store in opened:
+        store.close()

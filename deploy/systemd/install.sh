@@ -67,7 +67,7 @@ fi
 
 echo "==> site files ${DATA}/${CODE}"
 args=(site-init --data-dir "$DATA" --code "$CODE" "${INIT[@]}")
-"$PREFIX/venv/bin/python" -m services.hallctl.ops_cli "${args[@]}"
+"$PREFIX/venv/bin/python" -m services.hallctl.cli "${args[@]}"
 chown -R hall:hall "$DATA"
 
 echo "==> RabbitMQ: vhost, user and permissions of ${CODE}"
@@ -90,7 +90,7 @@ systemctl restart hall.target
 
 echo "==> check"
 for _ in $(seq 1 30); do
-  if "$PREFIX/venv/bin/python" -m services.hallctl.ops_cli check --data-dir "$DATA" --site "$CODE"; then
+  if "$PREFIX/venv/bin/python" -m services.hallctl.cli check --data-dir "$DATA" --site "$CODE"; then
     exit 0
   fi
   sleep 4

@@ -16,26 +16,10 @@ A year in the override file is fully defined by it and wins over the package for
 A day in a year that neither source carries raises :class:`ScheduleMissing`: we refuse rather
 than guess from plain weekends, because every year has holidays and 调休 that a guess would miss.
 
-Override file format (UTF-8 YAML), one key per year, copied from the State Council notice
-《国务院办公厅关于<year>年部分节假日安排的通知》::
-
-    2027:
-      holidays: [2027-01-01, 2027-02-06, ...]   # every official day off, incl. weekend days
-                                                 # that fall inside a holiday
-      workdays: [2027-02-14, ...]               # 调休 make-up working days (Saturdays/Sundays)
-
-Rules, each checked strictly (violations raise :class:`InvalidInput` on field ``calendar``
-naming the file and the key):
-
-* the top level maps a year (an integer such as ``2027``) to a mapping with exactly the keys
-  ``holidays`` and ``workdays``, both lists (write ``[]`` for none); a year may appear once;
-* every entry is a date written ``YYYY-MM-DD`` that lies inside its year key;
-* no date is listed twice, and no date is both a holiday and a workday;
-* a workday falls on a Saturday or Sunday (a weekday is a working day anyway, so a weekday
-  there is a typo).
-
-An empty file (or one with only comments) overrides nothing. See
-``deploy/calendar/override.example.yaml``.
+The override file's format and rules (each checked strictly; a violation raises
+:class:`InvalidInput` on field ``calendar`` naming the file and the key) are written in
+``deploy/calendar/override.example.yaml``: one key per year, copied from the State Council
+notice, with exactly the lists ``holidays`` and ``workdays``.
 """
 
 from __future__ import annotations
@@ -50,7 +34,6 @@ from typing import Any
 
 import chinese_calendar
 import yaml
-from nameko.exceptions import deserialize_to_instance
 
 from services.common.errors import InvalidInput
 
@@ -70,7 +53,6 @@ _YEAR_RE = re.compile(r"\d{4}")
 _YEAR_KEYS = ("holidays", "workdays")
 
 
-@deserialize_to_instance
 class ScheduleMissing(InvalidInput):
     """No holiday schedule is loaded for ``year``, so its working days are unknown.
 
@@ -245,7 +227,7 @@ def load_calendar(override_path: str | None) -> WorkingCalendar:
 def parse_override(text: str, path: str) -> dict[int, YearSchedule]:
     """Parse and validate the text of an override file; ``path`` is named in every error."""
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506  (a SafeLoader subclass)
     except _DuplicateKey as exc:
         raise _invalid(f"日历覆盖文件 {path} 中的键 {exc.key} 出现了不止一次") from exc
     except yaml.YAMLError as exc:

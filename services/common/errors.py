@@ -1,8 +1,9 @@
 """Typed errors shared by every service.
 
-Each error is registered with Nameko so that an RPC caller gets the same type back
-(not a generic ``RemoteError``), and each maps to one HTTP status for the JSON API.
-Messages are Chinese because clerks and citizens read them.
+Plain Python, no framework: domain code raises these directly. ``services.common.remote``
+registers them with Nameko, so an RPC caller gets the same type back (not a generic
+``RemoteError``); each maps to one HTTP status for the JSON API. Messages are Chinese
+because clerks and citizens read them.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from nameko.exceptions import deserialize_to_instance
 
 
 class HallError(Exception):
@@ -21,9 +20,14 @@ class HallError(Exception):
     http_status = 500
 
     def __init__(self, message: str, fields: Mapping[str, Sequence[str]] | None = None) -> None:
-        super().__init__(message, dict(fields or {}))
-        self.message = message
-        self.fields: dict[str, list[str]] = {k: list(v) for k, v in (fields or {}).items()}
+        # Text only, whatever a caller passed: the error is printed, logged and serialised
+        # for the RPC reply, and a failure there would kill the worker's container.
+        self.message = str(message)
+        self.fields: dict[str, list[str]] = {
+            str(k): [str(m) for m in ([v] if isinstance(v, str) else v)]
+            for k, v in (fields or {}).items()
+        }
+        super().__init__(self.message, self.fields)
 
     def __str__(self) -> str:
         if all(m in self.message for v in self.fields.values() for m in v):
@@ -35,7 +39,6 @@ class HallError(Exception):
         return {"error": self.code, "message": self.message, "fields": self.fields}
 
 
-@deserialize_to_instance
 class InvalidInput(HallError):
     """The input breaks a rule; ``fields`` maps each offending field to its messages."""
 
@@ -53,13 +56,11 @@ class InvalidInput(HallError):
         return cls(f"{name}：{rule}", {name: [rule]})
 
 
-@deserialize_to_instance
 class NotFound(HallError):
     code = "not_found"
     http_status = 404
 
 
-@deserialize_to_instance
 class Conflict(HallError):
     """A duplicate, a lost compare-and-set, or an illegal state transition."""
 
@@ -67,13 +68,11 @@ class Conflict(HallError):
     http_status = 409
 
 
-@deserialize_to_instance
 class Forbidden(HallError):
     code = "forbidden"
     http_status = 403
 
 
-@deserialize_to_instance
 class StoreUnavailable(HallError):
     """The store cannot be reached; never shown to citizens as their fault."""
 
@@ -90,9 +89,23 @@ def http_response(error: HallError) -> tuple[int, dict[str, str], str]:
     )
 
 
-@deserialize_to_instance
 class UpstreamUnavailable(HallError):
     """The upstream site cannot be reached now; work continues locally and retries later."""
 
     code = "upstream_unavailable"
     http_status = 503
+
+
+class InternalError(HallError):
+    """What a caller gets for an unexpected error: the cause is logged (with its traceback,
+    scrubbed of personal data) and counted, never sent back."""
+
+    code = "internal_error"
+    http_status = 500
+
+    def __init__(
+        self,
+        message: str = "服务内部错误，已记录；请稍后再试或联系运维人员",
+        fields: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        super().__init__(message, fields)

@@ -10,11 +10,18 @@ two costs were a large part of a call's CPU (bench/queue.py, bench/rating.py):
   waiting caller go too, and the caller times out either way). Requests keep confirms.
 - Nameko checks each call's arguments with ``inspect.getcallargs``, which rebuilds the
   method's signature on every call; the signature is built once here.
+
+It is also the boundary's last line (docs/architecture.md, "Validation"): arguments that do
+not fit the method's signature come back as ``InvalidInput`` naming the argument, and an
+unexpected exception (anything but a ``HallError``) is answered as ``InternalError``. Nameko
+has already logged it with its traceback (through the LOGGING filter that masks personal
+data) and ``EntrypointMetrics`` counts it in ``hall_entrypoint_errors_total``.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 from nameko import rpc as nameko_rpc
@@ -26,7 +33,8 @@ from nameko.constants import (
     LOGIN_METHOD_CONFIG_KEY,
     SERIALIZER_CONFIG_KEY,
 )
-from nameko.exceptions import IncorrectSignature
+
+from services.common.errors import HallError, InternalError, InvalidInput
 
 
 class ReplyPublisher(Publisher):  # type: ignore[misc]
@@ -58,18 +66,44 @@ class Rpc(nameko_rpc.Rpc):  # type: ignore[misc]
         self.signature = inspect.signature(getattr(self.container.service_cls, self.method_name))
 
     def check_signature(self, args: Any, kwargs: Any) -> None:
+        if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
+            raise InvalidInput.field("参数", "应为参数列表与命名参数")
         try:
             self.signature.bind(None, *args, **kwargs)  # None: the unbound method's self
         except TypeError as exc:
-            raise IncorrectSignature(str(exc)) from None
+            raise signature_refusal(str(exc)) from None
 
     def handle_result(
         self, message: Any, worker_ctx: Any, result: Any, exc_info: Any
     ) -> tuple[Any, Any]:
+        # The caller gets InternalError; metrics and logs keep the real exception.
+        unexpected = exc_info is not None and not isinstance(exc_info[1], HallError)
+        sent = _as_internal_error() if unexpected else exc_info
         responder = ReplyResponder(*self.reply_to, message, **self.reply_options)
-        result, exc_info = responder.send_response(result, exc_info)
+        result, sent_exc = responder.send_response(result, sent)
         self.rpc_consumer.queue_consumer.ack_message(message)
-        return result, exc_info
+        return result, exc_info if sent_exc is sent else sent_exc
+
+
+def _as_internal_error() -> Any:
+    """The ``exc_info`` Nameko serialises for the caller (its traceback is not sent)."""
+    error = InternalError()
+    return (type(error), error, None)
+
+
+_SIGNATURE_RULES = (
+    (re.compile(r"missing a required argument: '(\w+)'"), "必填"),
+    (re.compile(r"got an unexpected keyword argument '(\w+)'"), "不认识的参数"),
+    (re.compile(r"multiple values for argument '(\w+)'"), "重复给出"),
+)
+
+
+def signature_refusal(reason: str) -> InvalidInput:
+    """Python's reason for refusing a call, as ``InvalidInput`` naming the argument."""
+    for pattern, rule in _SIGNATURE_RULES:
+        if found := pattern.search(reason):
+            return InvalidInput.field(found.group(1), rule)
+    return InvalidInput.field("参数", "参数个数不对")
 
 
 rpc = Rpc.decorator

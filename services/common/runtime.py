@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 from nameko.extensions import DependencyProvider, SharedExtension
 
-from services.common.broker import broker_problem, require_broker
+from services.common.broker import BrokerProbe, require_broker
 from services.common.calendar import WorkingCalendar, load_calendar
 from services.common.config import ConfigError, SiteConfig, load_site_config
 from services.common.errors import HallError, InvalidInput
@@ -35,6 +35,12 @@ class SiteContext:
     store: Store
     calendar: WorkingCalendar
     metrics: ServiceMetrics
+    broker: BrokerProbe = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Connects on the first /health, not here: a context built for a test or a tool
+        # never touches the broker.
+        object.__setattr__(self, "broker", BrokerProbe(self.config.amqp_uri))
 
     @property
     def identity(self) -> SiteIdentity:
@@ -51,7 +57,7 @@ class SiteContext:
             checks["store"] = "ok"
         except HallError as exc:
             checks["store"] = str(exc)
-        checks["broker"] = broker_problem(self.config.amqp_uri, timeout=2.0) or "ok"
+        checks["broker"] = self.broker.problem() or "ok"
         return all(v == "ok" for v in checks.values()), checks
 
 
@@ -100,6 +106,7 @@ class SiteRuntime(SharedExtension):  # type: ignore[misc]
     def _close(self) -> None:
         if self.context is not None:
             self.context.store.close()
+            self.context.broker.close()
             self.context = None
 
 
@@ -168,7 +175,7 @@ def one_line_startup_errors() -> None:
 
     def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         if isinstance(exc, ConfigError):
-            print(f"配置错误，服务拒绝启动：{exc}", file=sys.stderr)
+            print(f"配置错误，服务拒绝启动：{exc}", file=sys.stderr)  # noqa: T201  (before logging)
             return
         previous(kind, exc, tb)
 

@@ -4,17 +4,32 @@ and the HTTP entrypoint that maps typed errors to JSON (400/404/409/403)."""
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterable
 from typing import Any, cast
 
+from nameko.events import EventDispatcher
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request, Response
 
-from services.common.errors import HallError, NotFound, http_response
+from services.common import remote  # noqa: F401  (typed remote errors)
+from services.common.errors import (
+    HallError,
+    InternalError,
+    InvalidInput,
+    NotFound,
+    http_response,
+)
 from services.common.feeds import read_feed
+from services.common.logs import quiet_refusals
 from services.common.rpc import rpc
 from services.common.runtime import EntrypointMetrics, Runtime, SiteContext, one_line_startup_errors
+from services.common.store import Collection
+from services.common.store.port import OWNER_FIELDS, owner_conflict, owner_of
 
 one_line_startup_errors()
+quiet_refusals()
+log = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -28,10 +43,10 @@ class JsonHttp(HttpRequestHandler):  # type: ignore[misc]
         return cast(Response, super().response_from_result(result))
 
     def response_from_exception(self, exc: BaseException) -> Response:
-        if isinstance(exc, HallError):
-            status, headers, body = http_response(exc)
-            return Response(body, status=status, headers=headers)
-        return cast(Response, super().response_from_exception(exc))
+        # An unexpected error is logged by Nameko and counted; the client learns nothing of it.
+        error = exc if isinstance(exc, HallError) else InternalError()
+        status, headers, body = http_response(error)
+        return Response(body, status=status, headers=headers)
 
 
 api = JsonHttp.decorator
@@ -39,6 +54,38 @@ api = JsonHttp.decorator
 
 def json_response(payload: Any, status: int = 200) -> Response:
     return Response(json.dumps(payload, ensure_ascii=False), status=status, mimetype=JSON_TYPE)
+
+
+class InvitationSource:
+    """A service whose completed work invites an evaluation (queue, matters): after the
+    invitation is written to its feed, a hint wakes rating (docs/architecture.md,
+    "Invitations")."""
+
+    dispatch = EventDispatcher()
+
+    def hint_invited(self, invitation_ids: Iterable[str]) -> None:
+        """Dispatch ``evaluation_invited`` for each id. A hint only: rating's timer reads the
+        feed anyway, so a lost hint costs at most one tick and is never an error."""
+        for invitation_id in invitation_ids:
+            try:
+                self.dispatch("evaluation_invited", {"id": invitation_id})
+            except Exception:  # noqa: BLE001  (whatever the broker says, the feed has it)
+                log.warning("evaluation_invited hint not sent for %s", invitation_id)
+
+
+def check_owners(collection: Collection, docs: list[dict[str, Any]]) -> None:
+    """``Conflict`` when a stored copy of one of ``docs`` belongs to another owner (a child
+    overwriting another site's record: docs/architecture.md, "Replication")."""
+    ids = [doc["id"] for doc in docs]
+    stored = {doc["id"]: doc for doc in collection.find({"id": {"$in": ids}})} if ids else {}
+    refused = [
+        (doc["id"], owner_of(stored[doc["id"]], OWNER_FIELDS), owner_of(doc, OWNER_FIELDS))
+        for doc in docs
+        if doc["id"] in stored
+        and owner_of(stored[doc["id"]], OWNER_FIELDS) != owner_of(doc, OWNER_FIELDS)
+    ]
+    if refused:
+        raise owner_conflict(collection.name, refused)
 
 
 class SiteService:
@@ -67,13 +114,22 @@ class SiteService:
     def apply_replicated(self, name: str, docs: list[dict[str, Any]]) -> dict[str, int]:
         """Store records replicated from another site, by ``(id, version)``: an older or
         equal version is a no-op, so a resent batch changes nothing. Called by ``sync``."""
-        if name not in self.replicated_feeds:
-            raise NotFound(f"本服务不接收 {name} 的复制数据", {"name": [name]})
+        if not isinstance(name, str) or name not in self.replicated_feeds:
+            raise NotFound(f"本服务不接收 {name} 的复制数据", {"name": [str(name)[:64]]})
+        if not isinstance(docs, list) or not all(
+            isinstance(doc, dict) and isinstance(doc.get("id"), str) for doc in docs
+        ):
+            raise InvalidInput.field("docs", "应为记录列表，每条记录有文字 id")
+        # Checked again, atomically, by the default ``store_replicated``; this first look
+        # also guards services that override it.
+        check_owners(self.runtime.store.collection(name), docs)
         return {"applied": self.store_replicated(name, docs)}
 
     def store_replicated(self, name: str, docs: list[dict[str, Any]]) -> int:
-        """Override to keep derived data (e.g. rollups) in step with replicated records."""
-        return self.runtime.store.collection(name).upsert_versioned_many(docs)
+        """Override to keep derived data (e.g. rollups) in step with replicated records;
+        an override stores with ``upsert_versioned_many(docs, owner=OWNER_FIELDS)``."""
+        collection = self.runtime.store.collection(name)
+        return collection.upsert_versioned_many(docs, owner=OWNER_FIELDS)
 
     @api("GET", "/health")
     def health(self, request: Request) -> Response:

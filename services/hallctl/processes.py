@@ -1,4 +1,5 @@
-"""Starting, watching and stopping the ``nameko run`` processes of a demo network."""
+"""Starting, watching and stopping ``nameko run`` processes, for ``hallctl demo`` (its whole
+network) and ``hallctl start`` (one service of a site)."""
 
 from __future__ import annotations
 
@@ -45,21 +46,32 @@ def _stop_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(site: str, service: str, config: Path, log: Path, port: int) -> ServiceProcess:
+# Processes this interpreter started, kept so that their exit status is collected through
+# their Popen (a dropped Popen of a live child warns, and a child reaped behind its back
+# confuses it).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def spawn(
+    site: str, service: str, config: Path, log: Path, port: int, stop_with_parent: bool = False
+) -> ServiceProcess:
+    """Start ``nameko run`` for one service, its output appended to ``log``; with
+    ``stop_with_parent`` it gets SIGTERM when this process dies (the demo)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     # nameko's CLI imports eventlet, whose deprecation notice would bury real log lines.
     env = {**os.environ, "PYTHONWARNINGS": "ignore::Warning:nameko.cli.commands"}
     with log.open("ab") as out:
-        process = subprocess.Popen(
+        child = subprocess.Popen(
             nameko_command(config, service),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches hallctl only; it stops children in order
-            preexec_fn=_stop_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_stop_with_parent if stop_with_parent and sys.platform == "linux" else None,
         )
-    return ServiceProcess(site, service, process.pid, port, str(log))
+    _CHILDREN[child.pid] = child
+    return ServiceProcess(site, service, child.pid, port, str(log))
 
 
 def health(process: ServiceProcess, timeout: float = 3.0) -> dict[str, object] | None:
@@ -73,41 +85,59 @@ def health(process: ServiceProcess, timeout: float = 3.0) -> dict[str, object] |
 
 
 def alive(pid: int) -> bool:
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:  # not our child (status from another hallctl): probe it
+    """Whether ``pid`` runs (a child of ours is asked through its Popen)."""
+    child = _CHILDREN.get(pid)
+    if child is None:  # started by another hallctl: probe it
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return False
+        return not _zombie(pid)
+    if child.poll() is None:
         return True
-    return finished == 0
+    del _CHILDREN[pid]
+    return False
+
+
+def _zombie(pid: int) -> bool:
+    """An exited process its parent (e.g. another hallctl) has not collected yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 def wait_healthy(processes: list[ServiceProcess], timeout: float) -> list[ServiceProcess]:
-    """Wait until every process reports ok; return the ones that did not in time."""
+    """Wait until every process reports ok; return those that did not (or died) in time."""
     deadline = time.monotonic() + timeout
     pending = list(processes)
     while pending and time.monotonic() < deadline:
-        pending = [p for p in pending if (health(p) or {}).get("status") != "ok" and alive(p.pid)]
+        pending = [p for p in pending if (health(p) or {}).get("status") != "ok"]
         if any(not alive(p.pid) for p in pending):
             break
         if pending:
-            time.sleep(0.5)
+            time.sleep(0.3)
     return pending
 
 
-def stop_all(processes: list[ServiceProcess], grace: float = 20.0) -> None:
-    """SIGTERM everything (Nameko finishes in-flight workers), then SIGKILL stragglers."""
-    for process in processes:
-        _signal(process.pid, signal.SIGTERM)
+def terminate(pids: list[int], grace: float) -> None:
+    """SIGTERM (Nameko finishes in-flight workers), then SIGKILL what is left after
+    ``grace`` seconds; returns when every process is gone."""
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(alive(p.pid) for p in processes):
-        time.sleep(0.2)
-    for process in processes:
-        if alive(process.pid):
-            _signal(process.pid, signal.SIGKILL)
-            alive(process.pid)
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+        time.sleep(0.1)
+    for pid in pids:
+        if alive(pid):
+            _signal(pid, signal.SIGKILL)
+    while any(alive(pid) for pid in pids):
+        time.sleep(0.05)
+
+
+def stop_all(processes: list[ServiceProcess], grace: float = 20.0) -> None:
+    terminate([p.pid for p in processes], grace)
 
 
 def _signal(pid: int, signum: int) -> None:

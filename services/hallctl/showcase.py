@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common.errors import NotFound
+from services.common.privacy import resident_id_check
 from services.hallctl.topology import DEMO_SITES, DemoSite, Layout
-from services.matters.domain import resident_id_check
 
 T = TypeVar("T")
 COUNTY, VILLAGE = DEMO_SITES[0], DEMO_SITES[-1]

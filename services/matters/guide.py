@@ -40,7 +40,7 @@ def _names(codes: Iterable[str], table: Mapping[str, str]) -> str:
 def _local_date(moment: Any, tz: tzinfo | None) -> str:
     """A stored UTC timestamp as the local date a reader expects (2025-09-01)."""
     try:
-        parsed = datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(str(moment))
     except ValueError:
         return str(moment or "")
     return (parsed.astimezone(tz) if tz else parsed).date().isoformat()

@@ -8,7 +8,7 @@ from nameko.extensions import DependencyProvider
 
 from services.common.runtime import SiteRuntime
 from services.matters.app import MattersApp
-from services.matters.settings import Settings
+from services.matters.settings import MattersSettings
 
 
 class MattersProvider(DependencyProvider):  # type: ignore[misc]
@@ -19,7 +19,7 @@ class MattersProvider(DependencyProvider):  # type: ignore[misc]
 
     def setup(self) -> None:
         ctx = self.site_runtime.ready()
-        settings = Settings.from_section(ctx.config.section, ctx.identity.tier)
+        settings = MattersSettings.from_section(ctx.config.section, ctx.identity.tier)
         app = MattersApp(ctx, settings)
         app.start()
         self.app = app

@@ -1,277 +1,359 @@
-"""Marshmallow schemas at the boundary: shapes and types, with Chinese messages that name the
-field and the rule. Catalog rules (codes, enumerations, limits, banned words) live in
-``domain.Matter.validate``; unknown fields are ignored so newer callers keep working."""
+"""Marshmallow schemas of matters, built from ``services.common.validation`` (docs/
+architecture.md, "Validation"): shapes and types only. Catalog rules (codes, enumerations,
+limits, banned words) live in ``domain.catalog.Matter.validate``.
+
+RPC arguments (``validation.Arguments``) refuse unknown fields; catalog records replicated
+down from the catalog source (``validation.Message``) ignore them, so an upstream site may
+run a newer version.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.errors import InvalidInput
-from services.matters import domain
+from services.common.feeds import MAX_PAGE
+from services.common.store.port import MAX_VERSION
+from services.common.validation import (
+    ID_PATTERN,
+    Arguments,
+    Message,
+    boolean,
+    identifier,
+    integer,
+    one_of,
+    text,
+)
+from services.matters.domain import (
+    AGENCY_NATURES,
+    AVAILABILITY,
+    CHANNELS,
+    DELIVERY_METHODS,
+    DUE_STATES,
+    MATERIAL_FORMS,
+    MATTER_TYPES,
+    STATES,
+    SUSPENSION_REASONS,
+    TIERS,
+)
 
-_INVALID: dict[type[fields.Field[Any]], str] = {
-    fields.String: "应为文字",
-    fields.Integer: "应为整数",
-    fields.Boolean: "应为 true 或 false",
-    fields.List: "应为列表",
-    fields.Nested: "应为对象",
-    fields.Dict: "应为对象",
-}
+
+def _optional(max_len: int | None = None, default: str | None = None) -> fields.String:
+    """Text that may be left out (``default``), empty, or null when the default is null."""
+    return text(max_len, min_len=0, load_default=default, allow_none=default is None)
 
 
-def _messages(cls: type[fields.Field[Any]], label: str) -> dict[str, Any]:
+def _optional_id(max_len: int) -> fields.String:
+    """An identifier (``validation.identifier``'s alphabet) that may be left out or empty."""
+    return text(
+        max_len,
+        min_len=0,
+        pattern=f"(?:{ID_PATTERN})?\\Z",
+        rule="只能含字母、数字、汉字和 : . _ -，且以字母、数字或汉字开头",
+        load_default=None,
+        allow_none=True,
+    )
+
+
+def _list(
+    inner: fields.Field[Any], max_items: int = 100, min_items: int = 0, **kw: Any
+) -> fields.List[Any]:
+    """A list of ``min_items``..``max_items`` items, each validated by ``inner``."""
+    rule = f"应列出 {min_items} 到 {max_items} 项" if min_items else f"最多 {max_items} 项"
+    size = validate.Length(min=min_items or None, max=max_items, error=rule)
+    return fields.List(inner, validate=[size], **kw)
+
+
+def _nested(schema: type[Arguments], **kw: Any) -> fields.Nested:
+    return fields.Nested(schema, **kw)
+
+
+# Bounds of a matter's numbers: working days of a time limit, visits to the hall.
+MAX_LIMIT_DAYS = 999
+MAX_VISITS = 99
+
+
+class AgencySchema(Arguments):
+    name = text(100, required=True)
+    credit_code = _optional(18)
+    nature = text(required=True, validate=[one_of(AGENCY_NATURES)])
+
+
+class StepSchema(Arguments):
+    step = text(50, required=True)
+    description = _optional(500, "")
+
+
+class MaterialSchema(Arguments):
+    name = text(100, required=True)
+    issuer = _optional(100, "申请人自备")
+    originals = integer(0, 99, load_default=1)
+    copies = integer(0, 99, load_default=0)
+    required = boolean(load_default=True)
+    form = text(load_default="1", validate=[one_of(MATERIAL_FORMS)])
+    blank_form = _optional(300)
+    sample = _optional(300)
+    acceptance_standard = text(300, required=True)
+    note = _optional(300, "")
+
+
+class FeesSchema(Arguments):
+    charged = boolean(load_default=False)
+    basis = _optional(300, "")
+    standard = _optional(300, "")
+
+
+class ResultSchema(Arguments):
+    name = text(100, required=True)
+    sample = _optional(300)
+
+
+class FaqSchema(Arguments):
+    q = text(300, required=True)
+    a = text(1000, required=True)
+
+
+class MatterSchema(Arguments):
+    """The GB/T 39046 table 4 elements of one matter (事项); codes and enumerations are
+    checked by ``domain.catalog.Matter.validate``, sizes and types here."""
+
+    code = text(24, required=True)
+    basic_code = text(10, required=True)
+    name = text(100, required=True)
+    aliases = _list(text(50), 20, load_default=list)
+    type = text(2, required=True)
+    legal_basis = _list(text(500), 50, required=True)
+    exercise_level = text(1, required=True)
+    agency = _nested(AgencySchema, required=True)
+    legal_limit_days = integer(0, MAX_LIMIT_DAYS, required=True)
+    promised_limit_days = integer(0, MAX_LIMIT_DAYS, required=True)
+    limit_note = _optional(300, "")
+    case_type = text(1, required=True)
+    conditions = _list(text(300), 100, required=True)
+    procedure = _list(_nested(StepSchema), 50, required=True)
+    result = _nested(ResultSchema, required=True)
+    materials = _list(_nested(MaterialSchema), 100, load_default=list)
+    no_materials_needed = boolean(load_default=False)
+    fees = _nested(FeesSchema, load_default=lambda: {"charged": False})
+    audience = _list(text(1), 10, required=True)
+    handling_forms = _list(text(1), 10, required=True)
+    appointment = boolean(load_default=False)
+    online_payment = boolean(load_default=False)
+    express_delivery = boolean(load_default=False)
+    online = boolean(load_default=False)
+    visits = integer(0, MAX_VISITS, required=True)
+    place = text(200, required=True)
+    hours = text(200, required=True)
+    consultation_phone = text(20, required=True)
+    supervision_phone = text(20, required=True)
+    faq = _list(_nested(FaqSchema), 100, load_default=list)
+    handled_at = _list(text(20), 10, required=True)
+    proxy_at = _list(text(20), 10, load_default=list)
+
+
+class SearchSchema(Arguments):
+    q = _optional(50, "")
+    type = text(load_default=None, allow_none=True, validate=[one_of(MATTER_TYPES)])
+    department = _optional(100)
+    tier = text(load_default=None, allow_none=True, validate=[one_of(TIERS)])
+    online = boolean(load_default=None, allow_none=True)
+    availability = text(load_default=None, allow_none=True, validate=[one_of(AVAILABILITY)])
+    include_retired = boolean(load_default=False)
+    limit = integer(1, 100, load_default=20)
+    offset = integer(0, 100000, load_default=0)
+
+
+class ApplicantSchema(Arguments):
+    kind = text(
+        required=True, validate=[one_of({"person": "自然人", "organisation": "法人或组织"})]
+    )
+    name = text(100, required=True)
+    id_number = text(30, required=True)
+    phone = _optional(20)
+
+
+class PresentedSchema(Arguments):
+    name = text(100, required=True)
+    valid = boolean(load_default=True)
+    problem = _optional(200)
+
+
+class RefusalSchema(Arguments):
+    reason = text(500, required=True)
+    basis = text(500, required=True)
+
+
+def _code(**kw: Any) -> fields.String:
+    """A matter's 实施编码 as an argument (its full rule is ``domain.catalog``'s)."""
+    return identifier(24, **kw)
+
+
+class SubmitSchema(Arguments):
+    matter_code = _code(required=True)
+    applicant = _nested(ApplicantSchema, required=True)
+    channel = text(required=True, validate=[one_of(CHANNELS)])
+    materials = _list(_nested(PresentedSchema), load_default=list)
+    refusal = _nested(RefusalSchema, load_default=None, allow_none=True)
+    window = _optional_id(20)
+    staff_id = _optional_id(64)
+
+
+class ListSchema(Arguments):
+    state = text(load_default=None, allow_none=True, validate=[one_of(STATES)])
+    due_state = text(load_default=None, allow_none=True, validate=[one_of(DUE_STATES)])
+    matter_code = _optional_id(24)
+    applicant_id_number = _optional(30)
+    limit = integer(1, 500, load_default=50)
+
+
+class CodeSchema(Arguments):
+    """``publish_matter(code)``; the base of every call naming one matter."""
+
+    code = _code(required=True)
+
+
+class MatterVersionSchema(CodeSchema):
+    version = integer(1, MAX_VERSION, load_default=None, allow_none=True)
+
+
+class ApprovalSchema(CodeSchema):
+    approved_by = text(100, required=True, pattern=r"(?s).*\S.*", rule="审定人不能为空")
+
+
+class RetireSchema(CodeSchema):
+    reason = text(500, required=True, pattern=r"(?s).*\S.*", rule="废止事项应写明理由")
+
+
+class AvailabilitySchema(CodeSchema):
+    availability = text(required=True, validate=[one_of(AVAILABILITY)])
+
+
+class ApplicationRefSchema(Arguments):
+    """``start_review``, ``resume_application``, ``get_application``; the base of every call
+    naming one application (id ``<site>-<uuid>``)."""
+
+    application_id = identifier(80, required=True)
+
+
+class SupplementSchema(ApplicationRefSchema):
+    materials = _list(_nested(PresentedSchema), 100, 1, required=True)
+
+
+class RefuseSchema(ApplicationRefSchema, RefusalSchema):
+    pass
+
+
+class DecisionSchema(ApplicationRefSchema):
+    decision = text(required=True, validate=[one_of({"approve": "准予", "deny": "不予批准"})])
+    reason = _optional(500)
+
+    @validates_schema
+    def _deny_needs_reason(self, data: Mapping[str, Any], **_: Any) -> None:
+        if data.get("decision") == "deny" and not (data.get("reason") or "").strip():
+            raise ValidationError("不予批准应书面说明理由", "reason")
+
+
+class CompletionSchema(ApplicationRefSchema):
+    overdue_reason = _optional(500)
+    result = _optional(500)
+
+
+class DeliverySchema(ApplicationRefSchema):
+    method = text(required=True, validate=[one_of(DELIVERY_METHODS)])
+    tracking_number = _optional(50)
+
+    @validates_schema
+    def _mail_needs_tracking(self, data: Mapping[str, Any], **_: Any) -> None:
+        if data.get("method") == "mail" and not (data.get("tracking_number") or "").strip():
+            raise ValidationError("邮寄送达应填写快递单号", "tracking_number")
+
+
+class SuspensionSchema(ApplicationRefSchema):
+    reason = text(required=True, validate=[one_of(SUSPENSION_REASONS)])
+    note = _optional(500)
+
+
+def known_only(schema: Schema, data: Any) -> Any:
+    """``data`` without the fields ``schema`` does not declare, at every depth: what a newer
+    catalog source may add is dropped, everything this version knows is still checked."""
+    if not isinstance(data, Mapping):
+        return data
     return {
-        "required": f"缺少{label}（必填）",
-        "null": f"{label}不能为空",
-        "invalid": f"{label}{_INVALID.get(cls, '格式不正确')}",
-        "type": f"{label}{_INVALID.get(cls, '格式不正确')}",
-        "too_large": f"{label}数值过大",
-        "validator_failed": f"{label}取值不符合要求",
+        key: _known_value(schema.fields[key], value)
+        for key, value in data.items()
+        if isinstance(key, str) and key in schema.fields
     }
 
 
-def str_field(
-    label: str,
-    *,
-    required: bool = False,
-    one_of: Mapping[str, str] | None = None,
-    max_len: int | None = None,
-    **kw: Any,
-) -> fields.String:
-    validators = list(kw.pop("validate", []))
-    if one_of is not None:
-        allowed = "、".join(f"{k}（{v}）" for k, v in one_of.items())
-        validators.append(validate.OneOf(list(one_of), error=f"{label}应为之一：{allowed}"))
-    if max_len is not None:
-        validators.append(validate.Length(max=max_len, error=f"{label}最多 {max_len} 个字"))
-    if required:
-        validators.append(validate.Length(min=1, error=f"{label}不能为空"))
-    return fields.String(
-        required=required,
-        validate=validators,
-        error_messages=_messages(fields.String, label),
-        **kw,
-    )
+def _known_value(field: fields.Field[Any], value: Any) -> Any:
+    if isinstance(field, fields.Nested) and isinstance(field.schema, Schema):
+        return known_only(field.schema, value)
+    if isinstance(field, fields.List) and isinstance(value, list):
+        return [_known_value(field.inner, item) for item in value]
+    return value
 
 
-def int_field(
-    label: str,
-    *,
-    required: bool = False,
-    low: int | None = None,
-    high: int | None = None,
-    **kw: Any,
-) -> fields.Integer:
-    validators = []
-    if low is not None or high is not None:
-        rule = f"应在 {low} 到 {high} 之间" if high is not None else f"应不小于 {low}"
-        validators.append(validate.Range(min=low, max=high, error=f"{label}{rule}"))
-    return fields.Integer(
-        required=required,
-        strict=True,
-        validate=validators,
-        error_messages=_messages(fields.Integer, label),
-        **kw,
-    )
+class ReplicatedMatter(fields.Field[dict[str, Any]]):
+    """The matter content of a replicated catalog version: sizes and types as
+    ``MatterSchema`` checks them (the source applied the catalog rules when publishing)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise ValidationError("应为对象（键值对）")
+        loaded: dict[str, Any] = MATTER.load(known_only(MATTER, value))
+        return loaded
 
 
-def bool_field(label: str, **kw: Any) -> fields.Boolean:
-    return fields.Boolean(error_messages=_messages(fields.Boolean, label), **kw)
+class CatalogRecordSchema(Message):
+    """One catalog version replicated from upstream (``<code>@<n>``, read-only below)."""
+
+    id = text(40, required=True)
+    schema = integer(1, 1000, load_default=1)
+    code = _code(required=True)
+    matter_version = integer(1, MAX_VERSION, required=True)
+    status = text(required=True, validate=[one_of(("published", "retired"))])
+    matter = ReplicatedMatter(required=True)
+    site_code = identifier(24, required=True)
+    published_at = _optional(40)
+    retired_at = _optional(40)
+    created_at = text(40, required=True)
+    updated_at = text(40, required=True)
+    version = integer(1, MAX_VERSION, required=True)
+    approved_at = _optional(40)
+    approved_by = _optional(100)
+    change_id = _optional(64)
+    retire_reason = _optional(500)
+
+    @validates_schema
+    def _consistent(self, data: Mapping[str, Any], **_: Any) -> None:
+        code, number = data.get("code"), data.get("matter_version")
+        if data.get("id") != f"{code}@{number}":
+            raise ValidationError("id 应为 <实施编码>@<版本号>", "id")
+        if data["matter"].get("code") != code:
+            raise ValidationError("matter 应为该事项的内容（实施编码一致）", "matter")
 
 
-def list_field(inner: fields.Field[Any], label: str, **kw: Any) -> fields.List[Any]:
-    return fields.List(inner, error_messages=_messages(fields.List, label), **kw)
-
-
-def nested_field(schema: type[Schema], label: str, **kw: Any) -> fields.Nested:
-    return fields.Nested(schema, error_messages=_messages(fields.Nested, label), **kw)
-
-
-class _Base(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-
-class AgencySchema(_Base):
-    name = str_field("实施主体名称", required=True, max_len=100)
-    credit_code = str_field("统一社会信用代码", load_default=None, allow_none=True)
-    nature = str_field("实施主体性质", required=True, one_of=domain.AGENCY_NATURES)
-
-
-class StepSchema(_Base):
-    step = str_field("环节名称", required=True, max_len=50)
-    description = str_field("环节说明", load_default="", max_len=500)
-
-
-class MaterialSchema(_Base):
-    name = str_field("材料名称", required=True, max_len=100)
-    issuer = str_field("出具机构", load_default="申请人自备", max_len=100)
-    originals = int_field("原件份数", load_default=1, low=0, high=99)
-    copies = int_field("复印件份数", load_default=0, low=0, high=99)
-    required = bool_field("是否必备", load_default=True)
-    form = str_field("材料形式", load_default="1", one_of=domain.MATERIAL_FORMS)
-    blank_form = str_field("空白表格", load_default=None, allow_none=True, max_len=300)
-    sample = str_field("示例样表", load_default=None, allow_none=True, max_len=300)
-    acceptance_standard = str_field("受理标准", required=True, max_len=300)
-    note = str_field("备注", load_default="", max_len=300)
-
-
-class FeesSchema(_Base):
-    charged = bool_field("是否收费", load_default=False)
-    basis = str_field("收费依据", load_default="", max_len=300)
-    standard = str_field("收费标准", load_default="", max_len=300)
-
-
-class ResultSchema(_Base):
-    name = str_field("结果名称", required=True, max_len=100)
-    sample = str_field("结果样本", load_default=None, allow_none=True, max_len=300)
-
-
-class FaqSchema(_Base):
-    q = str_field("问题", required=True, max_len=300)
-    a = str_field("解答", required=True, max_len=1000)
-
-
-class MatterSchema(_Base):
-    """The GB/T 39046 table 4 elements of one matter (事项)."""
-
-    code = str_field("实施编码", required=True)
-    basic_code = str_field("基本编码", required=True)
-    name = str_field("事项名称", required=True, max_len=100)
-    aliases = list_field(str_field("别名", max_len=50), "别名", load_default=list)
-    type = str_field("事项类型", required=True)
-    legal_basis = list_field(str_field("设定依据", max_len=500), "设定依据", required=True)
-    exercise_level = str_field("行使层级", required=True)
-    agency = nested_field(AgencySchema, "实施主体", required=True)
-    legal_limit_days = int_field("法定办结时限", required=True)
-    promised_limit_days = int_field("承诺办结时限", required=True)
-    limit_note = str_field("时限说明", load_default="", max_len=300)
-    case_type = str_field("办件类型", required=True)
-    conditions = list_field(str_field("受理条件", max_len=300), "受理条件", required=True)
-    procedure = list_field(nested_field(StepSchema, "办理环节"), "办理流程", required=True)
-    result = nested_field(ResultSchema, "办理结果", required=True)
-    materials = list_field(nested_field(MaterialSchema, "申请材料"), "申请材料", load_default=list)
-    no_materials_needed = bool_field("无需材料", load_default=False)
-    fees = nested_field(FeesSchema, "收费", load_default=lambda: {"charged": False})
-    audience = list_field(str_field("服务对象"), "服务对象", required=True)
-    handling_forms = list_field(str_field("办理形式"), "办理形式", required=True)
-    appointment = bool_field("是否支持预约", load_default=False)
-    online_payment = bool_field("是否支持网上支付", load_default=False)
-    express_delivery = bool_field("是否支持物流快递", load_default=False)
-    online = bool_field("是否网办", load_default=False)
-    visits = int_field("到办事现场次数", required=True)
-    place = str_field("办理地点", required=True, max_len=200)
-    hours = str_field("办理时间", required=True, max_len=200)
-    consultation_phone = str_field("咨询电话", required=True)
-    supervision_phone = str_field("监督电话", required=True)
-    faq = list_field(nested_field(FaqSchema, "常见问题"), "常见问题", load_default=list)
-    handled_at = list_field(str_field("可办理层级"), "可办理层级", required=True)
-    proxy_at = list_field(str_field("代办层级"), "代办层级", load_default=list)
-
-
-class SearchSchema(_Base):
-    q = str_field("关键词", load_default="", max_len=50)
-    type = str_field("事项类型", load_default=None, allow_none=True, one_of=domain.MATTER_TYPES)
-    department = str_field("实施部门", load_default=None, allow_none=True, max_len=100)
-    tier = str_field("层级", load_default=None, allow_none=True, one_of=domain.TIERS)
-    online = bool_field("是否网办", load_default=None, allow_none=True)
-    availability = str_field(
-        "本站办理方式", load_default=None, allow_none=True, one_of=domain.AVAILABILITY
-    )
-    include_retired = bool_field("含已废止事项", load_default=False)
-    limit = int_field("每页条数", load_default=20, low=1, high=100)
-    offset = int_field("起始位置", load_default=0, low=0, high=100000)
-
-
-class ApplicantSchema(_Base):
-    kind = str_field(
-        "申请人类型", required=True, one_of={"person": "自然人", "organisation": "法人或组织"}
-    )
-    name = str_field("申请人名称", required=True, max_len=100)
-    id_number = str_field("证件号码", required=True, max_len=30)
-    phone = str_field("联系电话", load_default=None, allow_none=True, max_len=20)
-
-
-class PresentedSchema(_Base):
-    name = str_field("材料名称", required=True, max_len=100)
-    valid = bool_field("是否符合受理标准", load_default=True)
-    problem = str_field("问题说明", load_default=None, allow_none=True, max_len=200)
-
-
-class RefusalSchema(_Base):
-    reason = str_field("不予受理理由", required=True, max_len=500)
-    basis = str_field("政策依据", required=True, max_len=500)
-
-
-class SubmitSchema(_Base):
-    matter_code = str_field("事项编码", required=True, max_len=24)
-    applicant = nested_field(ApplicantSchema, "申请人", required=True)
-    channel = str_field("办理渠道", required=True, one_of=domain.CHANNELS)
-    materials = list_field(nested_field(PresentedSchema, "提交材料"), "提交材料", load_default=list)
-    refusal = nested_field(RefusalSchema, "不予受理", load_default=None, allow_none=True)
-    window = str_field("窗口号", load_default=None, allow_none=True, max_len=20)
-    staff_id = str_field("工作人员编号", load_default=None, allow_none=True, max_len=50)
-
-
-class ListSchema(_Base):
-    state = str_field("办件状态", load_default=None, allow_none=True, one_of=domain.STATES)
-    due_state = str_field("时限状态", load_default=None, allow_none=True, one_of=domain.DUE_STATES)
-    matter_code = str_field("事项编码", load_default=None, allow_none=True, max_len=24)
-    applicant_id_number = str_field(
-        "申请人证件号码", load_default=None, allow_none=True, max_len=30
-    )
-    limit = int_field("每页条数", load_default=50, low=1, high=500)
+class CatalogBatchSchema(Arguments):
+    docs = _list(fields.Nested(CatalogRecordSchema), MAX_PAGE, required=True)
 
 
 # Schema instances are reusable and costly to build: one each, shared by every call.
 MATTER = MatterSchema()
 SEARCH = SearchSchema()
 SUBMIT = SubmitSchema()
-MATERIALS = SubmitSchema(only=("materials",))
-REFUSAL = RefusalSchema()
 LIST = ListSchema()
-
-
-def load(schema: Schema, data: Any, what: str = "输入") -> dict[str, Any]:
-    """Validate ``data``; a broken rule raises ``InvalidInput`` with flattened field paths."""
-    if not isinstance(data, Mapping):
-        raise InvalidInput.field(what, "应为对象（键值对）")
-    try:
-        result: dict[str, Any] = schema.load(data)
-    except ValidationError as exc:
-        raise invalid(flatten(exc.messages)) from None
-    return result
-
-
-def invalid(fields_: Mapping[str, list[str]]) -> InvalidInput:
-    items = sorted(fields_.items())
-    if len(items) == 1 and len(items[0][1]) == 1:
-        return InvalidInput(f"{items[0][0]}：{items[0][1][0]}", fields_)
-    summary = "；".join(f"{k}：{'，'.join(v)}" for k, v in items[:5])
-    more = f"（共 {len(items)} 处）" if len(items) > 5 else ""
-    return InvalidInput(f"输入有误：{summary}{more}", fields_)
-
-
-def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    if isinstance(messages, Mapping):
-        for key, value in messages.items():
-            if isinstance(key, int):
-                path = f"{prefix}[{key}]"
-            elif key == "_schema":
-                path = prefix or "输入"
-            else:
-                path = f"{prefix}.{key}" if prefix else str(key)
-            for k, v in flatten(value, path).items():
-                out.setdefault(k, []).extend(v)
-    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        out[prefix] = list(messages)
-    elif isinstance(messages, list):
-        for i, value in enumerate(messages):
-            out.update(flatten(value, f"{prefix}[{i}]"))
-    else:
-        out[prefix] = [str(messages)]
-    return out
+CODE = CodeSchema()
+MATTER_VERSION = MatterVersionSchema()
+APPROVAL = ApprovalSchema()
+RETIREMENT = RetireSchema()
+AVAILABILITY_CHOICE = AvailabilitySchema()
+APPLICATION_REF = ApplicationRefSchema()
+SUPPLEMENT = SupplementSchema()
+REFUSE = RefuseSchema()
+DECISION = DecisionSchema()
+COMPLETION = CompletionSchema()
+DELIVERY = DeliverySchema()
+SUSPENSION = SuspensionSchema()
+CATALOG_BATCH = CatalogBatchSchema()

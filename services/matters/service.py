@@ -1,6 +1,7 @@
 """The `matters` service: the 事项 catalog, service guides, and applications (办件).
 
-Thin entrypoints: validation and rules live in ``app``/``domain``/``schemas``. Completion
+Each entrypoint is one call into ``MattersApp`` (validation and rules live in the use cases,
+``domain`` and ``schemas``; docs/architecture.md, "Service template"). Completion
 of an application writes its evaluation invitation durably (outbox) and dispatches the
 ``evaluation_invited`` event as a wake-up hint only.
 """
@@ -10,14 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from nameko.events import EventDispatcher
 from nameko.timer import timer
 from werkzeug.wrappers import Request, Response
 
 from services.common import service as base
 from services.common.rpc import rpc
 from services.matters.app import MattersApp
-from services.matters.guide import render_guide
 from services.matters.provider import MattersProvider
 
 log = logging.getLogger(__name__)
@@ -25,37 +24,27 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0  # the app itself paces its work by MATTERS.sweep_interval_seconds
 
 
-class MattersService(base.SiteService):
+class MattersService(base.SiteService, base.InvitationSource):
     name = "matters"
     feeds = ("catalog", "application_summaries", "evaluation_invitations")
     replicated_feeds = ("application_summaries",)
 
     app: MattersApp = MattersProvider()
-    dispatch = EventDispatcher()
-
-    def _hint(self, invitation_ids: list[str]) -> None:
-        for invitation_id in invitation_ids:
-            try:
-                self.dispatch("evaluation_invited", {"id": invitation_id})
-            except Exception:  # a hint may be lost: rating also polls the feed
-                log.warning("evaluation_invited hint for %s not sent", invitation_id)
 
     def _done(self, outcome: tuple[dict[str, Any], list[str]]) -> dict[str, Any]:
         view, invited = outcome
-        self._hint(invited)
+        self.hint_invited(invited)
         return view
 
     # --- catalog ---------------------------------------------------------------------------
     @rpc
     def save_matter_draft(self, matter: dict[str, Any]) -> dict[str, Any]:
         """Create or replace the draft change of a matter (catalog source only)."""
-        draft = self.app.save_draft(matter)
-        return {k: v for k, v in draft.items() if k != "_seq"}
+        return self.app.save_draft(matter)
 
     @rpc
     def approve_matter_change(self, code: str, approved_by: str) -> dict[str, Any]:
-        draft = self.app.approve_change(code, approved_by)
-        return {k: v for k, v in draft.items() if k != "_seq"}
+        return self.app.approve_change(code, approved_by)
 
     @rpc
     def publish_matter(self, code: str) -> dict[str, Any]:
@@ -148,20 +137,12 @@ class MattersService(base.SiteService):
     @timer(interval=TICK_SECONDS)
     def tick(self) -> None:
         """Catalog projection, outbox sweep and deadline gauges (paced by the app)."""
-        self._hint(self.app.tick())
+        self.hint_invited(self.app.tick())
 
     # --- HTTP -----------------------------------------------------------------------------
     @base.api("GET", "/matters")
     def http_search(self, request: Request) -> dict[str, Any]:
-        args = request.args
-        params: dict[str, Any] = {k: args[k] for k in args}
-        for key in ("limit", "offset"):
-            if key in params and params[key].isdigit():
-                params[key] = int(params[key])
-        for key in ("online", "include_retired"):
-            if key in params:
-                params[key] = params[key].lower() in ("1", "true", "yes", "是")
-        return self.app.search(params)
+        return self.app.search_query(request.args)
 
     @base.api("GET", "/matters/<string:code>")
     def http_matter(self, request: Request, code: str) -> dict[str, Any]:
@@ -169,13 +150,8 @@ class MattersService(base.SiteService):
 
     @base.api("GET", "/matters/<string:code>/guide")
     def http_guide(self, request: Request, code: str) -> Response:
-        app = self.app
-        page = render_guide(app.get_matter(code), app.identity.name, app.settings.timezone)
-        return Response(page, mimetype="text/html; charset=utf-8")
+        return Response(self.app.guide(code), mimetype="text/html; charset=utf-8")
 
     @base.api("GET", "/applications")
     def http_applications(self, request: Request) -> dict[str, Any]:
-        params: dict[str, Any] = {k: request.args[k] for k in request.args}
-        if "limit" in params and params["limit"].isdigit():
-            params["limit"] = int(params["limit"])
-        return self.app.list_applications(params)
+        return self.app.list_applications_query(request.args)

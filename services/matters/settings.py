@@ -1,4 +1,5 @@
-"""The ``MATTERS:`` configuration section, validated once per container (defaults below)."""
+"""The ``MATTERS:`` configuration section, validated once per container (defaults below);
+every setting of the service lives here (docs/architecture.md, "Service template")."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ KNOWN = {"catalog_source", *DEFAULTS}
 
 
 @dataclass(frozen=True)
-class Settings:
+class MattersSettings:
     catalog_source: bool
     due_soon_working_days: int
     publish_within_working_days: int
@@ -33,7 +34,7 @@ class Settings:
     sweep_interval_seconds: float
 
     @classmethod
-    def from_section(cls, section: Mapping[str, Any], tier: Tier) -> Settings:
+    def from_section(cls, section: Mapping[str, Any], tier: Tier) -> MattersSettings:
         """Validate the section; a bad value raises ``ConfigError`` naming the key."""
         unknown = sorted(set(section) - KNOWN)
         if unknown:

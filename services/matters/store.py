@@ -9,15 +9,34 @@ Collections (namespace ``matters``):
 - ``applications``: 办件, with protected applicant data (hash + masked form only);
 - ``application_summaries``: what may leave the site (no names, no ID numbers), feed;
 - ``evaluation_invitations``: one per completed application (一事一评), feed, outbox;
-- ``settings``: site-local settings such as the generated privacy salt.
+- ``settings``: site-local settings: the generated privacy salt (``privacy.site_salt``)
+  and the projection checkpoint.
+
+One ``TypedDict`` per stored document, in ``domain/records.py`` (domain functions take them).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from services.common.errors import Conflict
-from services.common.store import Doc, Index, Store
+from services.common.store import Collection, Doc, Index, Sort, Store
+from services.matters.domain.records import (
+    ApplicationRecord,
+    ApplicationSummary,
+    CatalogVersion,
+    Draft,
+)
+
+__all__ = [
+    "ApplicationRecord",
+    "ApplicationSummary",
+    "CatalogVersion",
+    "Draft",
+    "MattersRepository",
+    "version_id",
+]
 
 
 class MattersRepository:
@@ -47,21 +66,43 @@ class MattersRepository:
     def current(self, code: str) -> Doc | None:
         return self.matters.get(code)
 
-    def version(self, code: str, matter_version: int) -> Doc | None:
-        return self.catalog.get(version_id(code, matter_version))
+    def version(self, code: str, matter_version: int) -> CatalogVersion | None:
+        return cast("CatalogVersion | None", self.catalog.get(version_id(code, matter_version)))
+
+    def draft(self, code: str) -> Draft | None:
+        return cast("Draft | None", self.drafts.get(code))
+
+    def approved_drafts(self) -> list[Draft]:
+        return cast("list[Draft]", self.drafts.find({"state": "approved"}))
 
     def same_basic_code(self, basic_code: str) -> list[Doc]:
         return self.matters.find({"basic_code": basic_code})
 
-    def latest_catalog_version(self, code: str) -> Doc | None:
+    def latest_catalog_version(self, code: str) -> CatalogVersion | None:
         found = self.catalog.find({"code": code}, sort=[("matter_version", -1)], limit=1)
-        return found[0] if found else None
+        return cast(CatalogVersion, found[0]) if found else None
 
     def catalog_is_empty(self) -> bool:
         return self.catalog.last_seq() == 0
 
     # --- applications -----------------------------------------------------------------
-    def insert_once(self, collection: Any, doc: Doc) -> bool:
+    def application(self, app_id: str) -> ApplicationRecord | None:
+        return cast("ApplicationRecord | None", self.applications.get(app_id))
+
+    def find_applications(
+        self, query: Mapping[str, Any], sort: Sort, limit: int
+    ) -> list[ApplicationRecord]:
+        found = self.applications.find(query, sort=sort, limit=limit)
+        return cast("list[ApplicationRecord]", found)
+
+    def update_application(
+        self, app_id: str, changes: Mapping[str, Any], version: int
+    ) -> ApplicationRecord | None:
+        """Compare-and-set on the version read; None when another writer came first."""
+        updated = self.applications.update(app_id, changes, expect={"version": version})
+        return cast("ApplicationRecord | None", updated)
+
+    def insert_once(self, collection: Collection, doc: Mapping[str, Any]) -> bool:
         """Insert with a deterministic id; an existing record is fine (outbox replay)."""
         try:
             collection.insert(doc)
@@ -69,8 +110,9 @@ class MattersRepository:
             return False
         return True
 
-    def flagged(self, limit: int = 500) -> list[Doc]:
-        return self.applications.find({"outbox_pending": True}, limit=limit)
+    def flagged(self, limit: int = 500) -> list[ApplicationRecord]:
+        found = self.applications.find({"outbox_pending": True}, limit=limit)
+        return cast("list[ApplicationRecord]", found)
 
 
 def version_id(code: str, matter_version: int) -> str:

@@ -1,79 +1,65 @@
-"""Input validation at the boundary (marshmallow); messages in Chinese, naming field and rule."""
+"""The queue's marshmallow schemas (docs/architecture.md, "Validation"): the site
+configuration (the ``QUEUE:`` section and ``queue.configure``) and the RPC arguments, all
+``validation.Arguments`` (unknown fields refused), built with the common field builders."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields
 from marshmallow.types import ErrorMessages
 
+from services.common import validation
 from services.common.errors import InvalidInput
+from services.common.store.port import MAX_VERSION
+from services.common.validation import (
+    ID_PATTERN,
+    Arguments,
+    boolean,
+    identifier,
+    integer,
+    number,
+    one_of,
+    plain,
+    text,
+)
 from services.queue import domain
 
-_COMMON: ErrorMessages = {
-    "required": "必填",
-    "null": "不能为空",
-    "invalid": "类型不对",
-}
+WHOLE_DAY = "日期应写成 YYYY-MM-DD"
+_WINDOW = re.compile(f"{ID_PATTERN}\\Z")
 
 
-def _msgs(**extra: str) -> ErrorMessages:
-    return {**_COMMON, **extra}
-
-
-def Str(**kw: Any) -> fields.String:  # noqa: N802 - reads like a field type
-    kw.setdefault("error_messages", _msgs(invalid="应为文本"))
-    return fields.String(**kw)
-
-
-def Int(**kw: Any) -> fields.Integer:  # noqa: N802
-    kw.setdefault("error_messages", _msgs(invalid="应为整数"))
-    return fields.Integer(strict=True, **kw)
-
-
-def Bool(**kw: Any) -> fields.Boolean:  # noqa: N802
-    kw.setdefault("error_messages", _msgs(invalid="应为 true 或 false"))
-    return fields.Boolean(**kw)
-
-
-def Num(**kw: Any) -> fields.Float:  # noqa: N802
-    kw.setdefault("error_messages", _msgs(invalid="应为数字"))
-    return fields.Float(**kw)
-
-
-def _range(low: int | float, high: int | float | None = None) -> validate.Range:
-    if high is None:
-        return validate.Range(min=low, error=f"应不小于 {low}")
-    return validate.Range(min=low, max=high, error=f"应在 {low} 到 {high} 之间")
-
-
-def _one_of(choices: Any) -> validate.OneOf:
-    return validate.OneOf(list(choices), error=f"应为 {'、'.join(map(str, choices))} 之一")
-
-
-def _length(low: int, high: int) -> validate.Length:
-    return validate.Length(min=low, max=high, error=f"长度应在 {low} 到 {high} 之间")
+def _invalid(rule: str) -> ErrorMessages:
+    return {"invalid": rule}
 
 
 class WindowNumber(fields.Field[str]):
-    """A window number given as text or a whole number; always text afterwards."""
+    """A window number given as text or a whole number; always text afterwards, with the
+    alphabet of an identifier (validation.identifier): it is part of the window's id."""
 
-    default_error_messages = _msgs(invalid="应为窗口号（数字或文本）")
+    default_error_messages = _invalid("应为窗口号（数字或文本）")
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise self.make_error("invalid")
-        text = str(value).strip()
-        if not 1 <= len(text) <= 16:
+        if isinstance(value, int) and not 0 <= value < 10**16:
             raise ValidationError("长度应在 1 到 16 之间")
-        return text
+        shown = str(value)
+        plain(shown)
+        shown = shown.strip()
+        if not 1 <= len(shown) <= 16:
+            raise ValidationError("长度应在 1 到 16 之间")
+        if not _WINDOW.match(shown):
+            raise ValidationError("只能含字母、数字、汉字和 : . _ -，且以字母、数字或汉字开头")
+        return shown
 
 
 class Weights(fields.Field[dict[str, int]]):
     """Categories a window serves: a list of prefixes (weight 1) or a prefix → weight map."""
 
-    default_error_messages = _msgs(invalid="应为业务类别列表或“类别: 权重”映射")
+    default_error_messages = _invalid("应为业务类别列表或“类别: 权重”映射")
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, int]:
         if isinstance(value, list | tuple):
@@ -90,143 +76,201 @@ class Weights(fields.Field[dict[str, int]]):
         return result
 
 
-class AppointmentSchema(Schema):
-    slot_minutes = Int(required=True, validate=_range(5, 240))
-    capacity = Int(required=True, validate=_range(1, 1000))
+# --- the site configuration ------------------------------------------------------------------
 
 
-class CategorySchema(Schema):
-    prefix = Str(required=True)
-    name = Str(required=True, validate=_length(1, 40))
-    matter_codes = fields.List(Str(validate=_length(1, 32)), load_default=list)
-    department = Str(load_default=None, allow_none=True, validate=_length(1, 60))
-    daily_cap = Int(load_default=None, allow_none=True, validate=_range(1, 100000))
-    hours = fields.List(Str(), load_default=lambda: ["08:30-17:30"])
-    service_minutes = Num(load_default=10.0, validate=_range(0.5, 480))
-    enabled = Bool(load_default=True)
-    working_days_only = Bool(load_default=True)
+class AppointmentSchema(Arguments):
+    slot_minutes = integer(5, 240, required=True)
+    capacity = integer(1, 1000, required=True)
+
+
+class CategorySchema(Arguments):
+    prefix = text(min_len=0, required=True)
+    name = text(40, required=True)
+    matter_codes = fields.List(identifier(32), load_default=list)
+    department = text(60, load_default=None, allow_none=True)
+    daily_cap = integer(1, 100000, load_default=None, allow_none=True)
+    hours = fields.List(text(min_len=0), load_default=lambda: ["08:30-17:30"])
+    service_minutes = number(0.5, 480, load_default=10.0)
+    enabled = boolean(load_default=True)
+    working_days_only = boolean(load_default=True)
     appointments = fields.Nested(AppointmentSchema, load_default=None, allow_none=True)
 
 
-class WindowSchema(Schema):
+class WindowSchema(Arguments):
     number = WindowNumber(required=True)
-    name = Str(load_default=None, allow_none=True, validate=_length(1, 40))
+    name = text(40, load_default=None, allow_none=True)
     categories = Weights(required=True)
-    kind = Str(load_default=None, allow_none=True, validate=_one_of(("comprehensive", "dedicated")))
+    kind = fields.String(
+        load_default=None, allow_none=True, validate=one_of(("comprehensive", "dedicated"))
+    )
 
 
-class StaffSchema(Schema):
-    id = Str(required=True, validate=_length(1, 64))
-    name = Str(required=True, validate=_length(1, 40))
+class StaffSchema(Arguments):
+    id = identifier(64, required=True)
+    name = text(40, required=True)
     windows = fields.List(WindowNumber(), load_default=list)
     backup_windows = fields.List(WindowNumber(), load_default=list)
 
 
-class ConfigSchema(Schema):
-    """The ``QUEUE:`` section and the ``queue.configure`` argument (privacy_salt only in the
-    section)."""
+class ConfigSchema(Arguments):
+    """The site configuration: the ``QUEUE:`` section without its operational keys (see
+    settings.py), and the ``queue.configure`` argument."""
 
-    waiting_target_minutes = Int(validate=_range(1, 480))
-    no_show_after_calls = Int(validate=_range(1, 10))
-    recall_cooldown_seconds = Int(validate=_range(0, 600))
-    requeue_behind = Int(validate=_range(0, 100))
-    check_in_before_minutes = Int(validate=_range(0, 240))
-    check_in_after_minutes = Int(validate=_range(0, 240))
-    booking_no_show_limit = Int(validate=_range(1, 100))
-    booking_no_show_days = Int(validate=_range(1, 365))
-    booking_block_days = Int(validate=_range(1, 365))
-    booking_days_ahead = Int(validate=_range(1, 90))
-    timezone = Str(validate=_length(1, 64))
-    estimate_window = Int(validate=_range(1, 1000))
-    day_close_time = Str()
+    waiting_target_minutes = integer(1, 480)
+    no_show_after_calls = integer(1, 10)
+    recall_cooldown_seconds = integer(0, 600)
+    requeue_behind = integer(0, 100)
+    check_in_before_minutes = integer(0, 240)
+    check_in_after_minutes = integer(0, 240)
+    booking_no_show_limit = integer(1, 100)
+    booking_no_show_days = integer(1, 365)
+    booking_block_days = integer(1, 365)
+    booking_days_ahead = integer(1, 90)
+    timezone = text(64)
+    estimate_window = integer(1, 1000)
+    day_close_time = text(min_len=0)
     categories = fields.List(fields.Nested(CategorySchema), load_default=list)
     windows = fields.List(fields.Nested(WindowSchema), load_default=list)
     staff = fields.List(fields.Nested(StaffSchema), load_default=list)
 
 
-SECTION_ONLY = ("privacy_salt",)
-
-
-def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    flat: dict[str, list[str]] = {}
-    if isinstance(messages, Mapping):
-        for key, value in messages.items():
-            if isinstance(key, int):
-                name = f"{prefix}[{key}]"
-            else:
-                name = f"{prefix}.{key}" if prefix else str(key)
-            for k, v in _flatten(value, name).items():
-                flat.setdefault(k, []).extend(v)
-    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        flat[prefix] = [("不认识的字段" if m == "Unknown field." else m) for m in messages]
-    elif isinstance(messages, list):
-        for i, value in enumerate(messages):
-            flat.update(_flatten(value, f"{prefix}[{i}]"))
-    else:
-        flat[prefix] = [str(messages)]
-    return flat
-
-
-def load(schema: Schema, data: Any, what: str = "输入") -> dict[str, Any]:
-    """Validate ``data``; raise ``InvalidInput`` naming every field and its rule."""
-    if not isinstance(data, Mapping):
-        raise InvalidInput(f"{what}应为映射（字段: 值）", {"_": ["应为映射"]})
-    try:
-        result: dict[str, Any] = schema.load(dict(data))
-    except ValidationError as exc:
-        flat = _flatten(exc.messages)
-        detail = "；".join(f"{k}：{'，'.join(v)}" for k, v in sorted(flat.items()))
-        raise InvalidInput(f"{what}有误：{detail}", flat) from None
-    return result
-
-
-def load_config(data: Mapping[str, Any], *, from_section: bool) -> dict[str, Any]:
-    """A validated configuration mapping (without the section-only secrets)."""
-    data = dict(data or {})
-    for key in SECTION_ONLY:
-        if key in data and not from_section:
-            raise InvalidInput.field(key, "只能在配置文件的 QUEUE 段中设置")
-        data.pop(key, None)
-    loaded = load(ConfigSchema(), data, "排队叫号配置")
-    try:
-        domain.build_setup(loaded)  # cross-field rules
-    except domain.InvalidRule as exc:
-        raise InvalidInput(exc.message, exc.fields) from None
+def load_config(data: Any, what: str = "") -> dict[str, Any]:
+    """A validated configuration (types by the schema, cross-field rules by the domain);
+    field paths under ``what`` (e.g. ``QUEUE``) when given."""
+    loaded = validation.load(ConfigSchema, data, what)
+    domain.build_setup(loaded)  # cross-field rules raise InvalidInput naming the field
     return loaded
 
 
-# --- RPC arguments -------------------------------------------------------------------------
+# --- RPC arguments ---------------------------------------------------------------------------
 
 
-class TakeSchema(Schema):
-    category = Str(required=True, validate=_length(1, 1))
-    channel = Str(load_default="kiosk", validate=_one_of(domain.CHANNELS))
-    phone = Str(load_default=None, allow_none=True)
-    priority = Str(load_default=None, allow_none=True, validate=_one_of(domain.PRIORITY_REASONS))
-    matter_code = Str(load_default=None, allow_none=True, validate=_length(1, 32))
+def _id(**kw: Any) -> fields.String:
+    return identifier(128, **kw)
 
 
-class CompleteSchema(Schema):
-    outcome = Str(load_default="done", validate=_one_of(domain.OUTCOMES))
-    application_id = Str(load_default=None, allow_none=True, validate=_length(1, 128))
-    matter_code = Str(load_default=None, allow_none=True, validate=_length(1, 32))
+def _who(**kw: Any) -> fields.String:
+    """An actor (``by``) or a staff id: an identifier, optional."""
+    return identifier(64, load_default=None, allow_none=True, **kw)
 
 
-class BookSchema(Schema):
-    category = Str(required=True, validate=_length(1, 1))
-    date = fields.Date(required=True, error_messages=_msgs(invalid="日期应写成 YYYY-MM-DD"))
-    slot = Str(required=True)
-    phone = Str(required=True)
-    channel = Str(load_default="web", validate=_one_of(("web", "wechat", "phone", "staff")))
+def _category(**kw: Any) -> fields.String:
+    """A category prefix as typed (the configuration says which exist)."""
+    return identifier(1, **kw)
 
 
-def text(value: Any, name: str, max_len: int = 128, *, optional: bool = False) -> str | None:
-    """A short required (or optional) text argument."""
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidInput.field(name, "应为文本")
-    result = str(value).strip()
-    if not 1 <= len(result) <= max_len:
-        raise InvalidInput.field(name, f"长度应在 1 到 {max_len} 之间")
-    return result
+def _matter(**kw: Any) -> fields.String:
+    return identifier(32, load_default=None, allow_none=True, **kw)
+
+
+def _window(**kw: Any) -> WindowNumber:
+    return WindowNumber(**kw)
+
+
+def _reason() -> fields.String:
+    return text(200, load_default=None, allow_none=True)
+
+
+class ConfigureArgs(Arguments):
+    config = fields.Raw(required=True)
+    by = identifier(64, required=True)
+    expected_version = integer(0, MAX_VERSION, load_default=None, allow_none=True)
+
+
+class VersionArgs(Arguments):
+    version = integer(1, MAX_VERSION, load_default=None, allow_none=True)
+
+
+class TakeArgs(Arguments):
+    category = _category(required=True)
+    channel = fields.String(load_default="kiosk", validate=one_of(domain.CHANNELS))
+    phone = text(32, load_default=None, allow_none=True)
+    priority = fields.String(
+        load_default=None, allow_none=True, validate=one_of(domain.PRIORITY_REASONS)
+    )
+    matter_code = _matter()
+
+
+class TicketArgs(Arguments):
+    ticket_id = _id(required=True)
+
+
+class ActionArgs(Arguments):
+    """An action on one ticket at a window (recall, start, no-show)."""
+
+    ticket_id = _id(required=True)
+    window = _window(load_default=None, allow_none=True)
+    by = _who()
+
+
+class CompleteArgs(ActionArgs):
+    outcome = fields.String(load_default="done", validate=one_of(domain.OUTCOMES))
+    application_id = identifier(128, load_default=None, allow_none=True)
+    matter_code = _matter()
+
+
+class ByArgs(Arguments):
+    ticket_id = _id(required=True)
+    by = _who()
+
+
+class ReasonArgs(ByArgs):
+    reason = _reason()
+
+
+class TransferArgs(ByArgs):
+    category = _category(load_default=None, allow_none=True)
+    window = _window(load_default=None, allow_none=True)
+
+
+class CallArgs(Arguments):
+    window = _window(required=True)
+    staff_id = _who()
+
+
+class StaffArgs(Arguments):
+    window = _window(required=True)
+    staff_id = identifier(64, required=True)
+
+
+class PauseArgs(Arguments):
+    window = _window(required=True)
+    reason = _reason()
+    by = _who()
+
+
+class CloseWindowArgs(Arguments):
+    window = _window(required=True)
+    by = _who()
+
+
+class CloseDayArgs(Arguments):
+    date = fields.Date(load_default=None, allow_none=True, error_messages={"invalid": WHOLE_DAY})
+    by = _who()
+    early = boolean(load_default=False)
+
+
+class SlotsArgs(Arguments):
+    category = _category(required=True)
+    date = fields.Date(required=True, error_messages={"invalid": WHOLE_DAY})
+
+
+class BookArgs(SlotsArgs):
+    slot = text(5, required=True)
+    phone = text(32, required=True)
+    channel = fields.String(load_default="web", validate=one_of(domain.BOOKING_CHANNELS))
+
+
+class BookingArgs(Arguments):
+    booking = _id(required=True)
+
+
+BOARD_AFTER = re.compile(r"[0-9]{1,16}\Z")
+
+
+def board_after(value: str) -> int:
+    """``GET /board?after=``: the board version last seen (ASCII digits, at most 2^53)."""
+    if not BOARD_AFTER.match(value) or int(value) > MAX_VERSION:
+        raise InvalidInput.field("after", "应为整数（上次看板的 version）")
+    return int(value)

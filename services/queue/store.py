@@ -1,5 +1,6 @@
 """The queue's repository over the storage port: collections, indexes and the few
-multi-step writes (compare-and-set loops) the service needs."""
+multi-step writes (compare-and-set loops) the service needs. The stored documents are
+typed in domain/records.py."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from services.common.contracts import EvaluationInvitation
 from services.common.errors import Conflict
 from services.common.store import Collection, Doc, Index, Store
+from services.queue.domain.records import Booking, ConfigRecord, Ticket
 
 TICKETS = "tickets"
 WINDOWS = "windows"
@@ -31,8 +34,10 @@ _TICKET_INDEXES = (
 )
 _BOOKING_INDEXES = (
     Index(("phone_hash", "state")),
+    Index(("date",)),
     Index(("date", "state")),
     Index(("code",), unique=True),
+    Index(("hold",), unique=True),  # one open booking per phone, category and day
 )
 
 CAS_ATTEMPTS = 50
@@ -47,7 +52,9 @@ class QueueRepository:
         self.windows: Collection = store.collection(WINDOWS, (Index(("staff_id",)),))
         self.config: Collection = store.collection(CONFIG)
         self.bookings: Collection = store.collection(BOOKINGS, _BOOKING_INDEXES)
-        self.day_stats: Collection = store.collection(DAY_STATS, (Index(("dirty",)),))
+        self.day_stats: Collection = store.collection(
+            DAY_STATS, (Index(("dirty",)), Index(("date",)))
+        )
         self.figures: Collection = store.collection(DAILY_FIGURES)
         self.invitations: Collection = store.collection(INVITATIONS)
 
@@ -141,7 +148,33 @@ class QueueRepository:
     def waiting(self, day: str, category: str) -> list[Doc]:
         return self.tickets.find({"date": day, "state": "waiting", "category": category})
 
-    # --- windows ---------------------------------------------------------------------------
+    def insert_ticket(self, ticket: Ticket) -> Doc:
+        """Store a new ticket; a duplicate id (number) raises ``Conflict``, never hidden."""
+        return self.tickets.insert(ticket)
 
-    def window_id(self, site_code: str, number: str) -> str:
-        return f"{site_code}:window:{number}"
+    def insert_invitation(self, invitation: EvaluationInvitation) -> bool:
+        return self.insert_once(self.invitations, invitation)
+
+    # --- bookings ------------------------------------------------------------------------
+
+    def insert_booking(self, booking: Booking) -> bool:
+        return self.insert_once(self.bookings, booking)
+
+    def open_bookings(self, phone_hash: str) -> list[Doc]:
+        return self.bookings.find({"phone_hash": phone_hash, "state": "booked"})
+
+    def missed_bookings(self, phone_hash: str) -> list[Doc]:
+        return self.bookings.find({"phone_hash": phone_hash, "state": "no_show"})
+
+    def booking_by_ref(self, ref: str) -> Doc | None:
+        """A booking by its id or its 8-digit code."""
+        doc = self.bookings.get(ref)
+        if doc is None:
+            found = self.bookings.find({"code": ref}, limit=1)
+            doc = found[0] if found else None
+        return doc
+
+    # --- configuration -------------------------------------------------------------------
+
+    def insert_config_version(self, record: ConfigRecord) -> bool:
+        return self.insert_once(self.config, record)

@@ -1,10 +1,11 @@
-"""The rating repository over the storage port: collections, indexes, and the rollups.
+"""The rating repository over the storage port: collections, indexes, typed reads, the
+invitations inbox and the site's privacy salt. The rollups are folded by ``rollups.py``.
 
-Collections (namespace ``rating``):
+Collections (namespace ``rating``), documents typed in ``domain/records.py``:
 
-- ``evaluations`` (feed, replicated): one document per evaluation; no phone, no name.
-- ``cases`` (feed, replicated): bad-rating rectification cases with their steps.
-- ``invitations``: evaluation invitations pulled from queue and matters.
+- ``evaluations`` (feed, replicated): one ``Evaluation`` per rating; no phone, no name.
+- ``cases`` (feed, replicated): bad-rating rectification ``Case``s with their steps.
+- ``invitations``: ``Invitation``s pulled from queue and matters.
 - ``rollups``: counters, one document per period (a day and its month) × site ×
   dimension, with ``values: {dimension value: {counter: n}}``.
 - ``rollup_marks``: what each evaluation/case currently contributes to the rollups.
@@ -12,32 +13,26 @@ Collections (namespace ``rating``):
 - ``reveal_audit``: every reveal of a phone number.
 - ``settings``: per-site generated values (the privacy salt when config gives none).
 - ``checkpoints``: FeedFollower checkpoints (invitations, and the rollup folders).
-
-Rollups are folded from the ``evaluations`` and ``cases`` change feeds, so local writes and
-replicated records take the same path, and a newer version of a record adds only the
-difference from what its previous version contributed (kept as a mark). Exactly once
-without transactions: each bucket keeps a watermark per feed (the highest feed position
-folded into it) and a replayed batch skips what a bucket has already seen; marks are
-written after the buckets and the checkpoint last, so a crash at any point replays to the
-same counts.
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 from services.common.errors import Conflict
-from services.common.feeds import FeedFollower
+from services.common.privacy import SALT_ID, site_salt
 from services.common.store import Collection, Doc, Index, Store
-from services.rating import domain
+from services.common.store.port import Filter, Sort
+from services.rating.domain.records import Case, Evaluation, Invitation, RaterContact
+from services.rating.rollups import RollupFolder
 
 EVALUATIONS = "evaluations"
 CASES = "cases"
 INVITATIONS = "invitations"
 ROLLUPS = "rollups"
+REPLICATED = (EVALUATIONS, CASES)
 
 INDEXES: dict[str, tuple[Index, ...]] = {
     EVALUATIONS: (
@@ -57,7 +52,7 @@ INDEXES: dict[str, tuple[Index, ...]] = {
     ),
     ROLLUPS: (Index(("dim", "grain", "period", "site_code")),),
     "rollup_marks": (),
-    "rater_contacts": (),
+    "rater_contacts": (Index(("state", "purge_after")),),
     "reveal_audit": (Index(("case_id",)),),
     "settings": (),
 }
@@ -92,20 +87,44 @@ class RatingRepository:
             CASES: RollupFolder(store, self.rollups, marks, CASES, lock),
         }
 
+    # --- typed reads ---
+    def evaluation(self, evaluation_id: str) -> Evaluation | None:
+        return cast(Evaluation | None, self.evaluations.get(evaluation_id))
+
+    def case(self, case_id: str) -> Case | None:
+        return cast(Case | None, self.cases.get(case_id))
+
+    def invitation(self, invitation_id: str) -> Invitation | None:
+        return cast(Invitation | None, self.invitations.get(invitation_id))
+
+    def contact(self, evaluation_id: str) -> RaterContact | None:
+        return cast(RaterContact | None, self.contacts.get(evaluation_id))
+
+    def find_evaluations(
+        self, filter: Filter, sort: Sort | None = None, limit: int | None = None
+    ) -> list[Evaluation]:
+        return cast(list[Evaluation], self.evaluations.find(filter, sort, limit))
+
+    def find_cases(
+        self, filter: Filter, sort: Sort | None = None, limit: int | None = None
+    ) -> list[Case]:
+        return cast(list[Case], self.cases.find(filter, sort, limit))
+
+    def find_invitations(
+        self, filter: Filter, sort: Sort | None = None, limit: int | None = None
+    ) -> list[Invitation]:
+        return cast(list[Invitation], self.invitations.find(filter, sort, limit))
+
     # --- settings ---
     def privacy_salt(self, configured: str | None) -> str:
-        """The configured salt, else one generated once for this site and kept in the store."""
-        if configured:
-            return configured
+        """The configured salt, else one generated once for this site and kept in the store
+        (``privacy.site_salt``). A salt stored by an earlier version under ``value`` is kept
+        (moved to ``salt``), so the per-day counters keep their keys across the upgrade."""
         settings = self.c["settings"]
-        doc = settings.get("privacy_salt")
-        if doc is None:
-            try:
-                doc = settings.insert({"id": "privacy_salt", "value": secrets.token_hex(32)})
-            except Conflict:
-                doc = settings.get("privacy_salt")
-        assert doc is not None
-        return str(doc["value"])
+        legacy = settings.get(SALT_ID)
+        if not configured and legacy is not None and "salt" not in legacy:
+            settings.update(SALT_ID, {"salt": legacy["value"]})
+        return site_salt(configured, settings)
 
     # --- invitations ---
     def add_invitations(self, items: Iterable[Mapping[str, Any]], source: str, now: str) -> int:
@@ -133,138 +152,3 @@ class RatingRepository:
 
     def buckets(self, filter: Mapping[str, Any]) -> list[Doc]:
         return self.rollups.find(filter)
-
-
-class RollupFolder:
-    """Folds one feed (``evaluations`` or ``cases``) into the rollup buckets."""
-
-    def __init__(
-        self, store: Store, rollups: Collection, marks: Collection, feed: str, lock: threading.RLock
-    ) -> None:
-        self.feed = feed
-        self.source = store.collection(feed)
-        self.rollups = rollups
-        self.marks = marks
-        self.contribution: Callable[[Mapping[str, Any] | None], dict[str, Any] | None] = (
-            domain.CONTRIBUTIONS[feed]
-        )
-        self.follower = FeedFollower(store, "rating-rollups", feed)
-        self.watermark = f"w_{feed}"
-        self.lock = lock  # shared by both folders: one writer of buckets per container
-
-    def fold(self, limit: int = 2000) -> int:
-        """Fold everything written since the checkpoint; returns how many records."""
-        with self.lock:
-            return self.follower.pull(
-                lambda since, lim: {
-                    "items": (items := self.source.changes_since(since, lim)),
-                    "last_seq": items[-1]["_seq"] if items else since,
-                },
-                self._apply,
-                limit,
-            )
-
-    def pending(self) -> bool:
-        return self.source.last_seq() > self.follower.checkpoint()
-
-    def _apply(self, docs: list[Doc]) -> None:
-        top = max(doc["_seq"] for doc in docs)
-        # bucket id -> [(feed position, value, field deltas)] in feed order
-        changes: dict[str, list[tuple[int, str, dict[str, int]]]] = {}
-        ids = [self._mark_id(doc["id"]) for doc in docs]
-        known: dict[str, Doc] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            known.update((m["id"], m) for m in self.marks.find({"id": {"$in": chunk}}))
-        marks = []
-        contribution, expand, delta = self.contribution, domain.expand, domain.delta
-        for doc, mark_id in zip(docs, ids, strict=True):
-            seq = doc["_seq"]
-            new = contribution(doc)
-            cells = expand(new)
-            old_mark = known.get(mark_id)
-            if old_mark is not None:  # a record seen before: only the difference
-                cells = delta(cells, expand(old_mark["c"]))
-            for (bucket, value), diff in cells.items():
-                entries = changes.get(bucket)
-                if entries is None:
-                    changes[bucket] = [(seq, value, diff)]
-                else:
-                    entries.append((seq, value, diff))
-            marks.append({"id": mark_id, "version": seq, "c": new})
-        self._write(changes, top)
-        self.marks.upsert_versioned_many(marks)
-
-    def _mark_id(self, doc_id: str) -> str:
-        return f"{self.feed}:{doc_id}"
-
-    def _folded(
-        self, current: Doc, entries: list[tuple[int, str, dict[str, int]]], top: int
-    ) -> Doc | None:
-        """The bucket with the entries it has not seen yet; None when it has seen them all."""
-        mark = int(current.get(self.watermark) or 0)
-        if mark >= top:
-            return None
-        values = {k: dict(v) for k, v in (current.get("values") or {}).items()}
-        for seq, value, diff in entries:
-            if seq > mark:
-                domain.add_to(values, value, diff)
-        return {**current, "values": values, self.watermark: top}
-
-    def _write(self, changes: dict[str, list[tuple[int, str, dict[str, int]]]], top: int) -> None:
-        """New buckets in one insert, changed ones in one versioned write; whatever another
-        writer touched meanwhile goes through the per-bucket compare-and-set."""
-        existing: dict[str, Doc] = {}
-        ids = list(changes)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            existing.update((d["id"], d) for d in self.rollups.find({"id": {"$in": chunk}}))
-        new = [
-            self._folded(_new_bucket(b, self.watermark), changes[b], top)
-            for b in ids
-            if b not in existing
-        ]
-        retry = []
-        if new:
-            try:
-                self.rollups.insert_many([d for d in new if d is not None])
-            except Conflict:
-                retry += [d["id"] for d in new if d is not None]
-        updated = []
-        for bucket, current in existing.items():
-            folded = self._folded(current, changes[bucket], top)
-            if folded is not None:
-                updated.append({**folded, "version": current["version"] + 1})
-        if updated and self.rollups.upsert_versioned_many(updated) != len(updated):
-            retry += [d["id"] for d in updated]
-        for bucket in retry:
-            self._bump(bucket, changes[bucket], top)
-
-    def _bump(self, bucket: str, entries: list[tuple[int, str, dict[str, int]]], top: int) -> None:
-        while True:
-            current = self.rollups.get(bucket)
-            if current is None:
-                try:
-                    current = self.rollups.insert(_new_bucket(bucket, self.watermark))
-                except Conflict:
-                    continue
-            folded = self._folded(current, entries, top)
-            if folded is None:
-                return
-            changes = {"values": folded["values"], self.watermark: top}
-            if self.rollups.update(bucket, changes, expect={"version": current["version"]}):
-                return
-
-
-def _new_bucket(bucket: str, watermark: str) -> Doc:
-    period, site, dim = bucket.split("|", 2)
-    grain = "day" if len(period) == 10 else "month"
-    return {
-        "id": bucket,
-        "grain": grain,
-        "period": period,
-        "site_code": site,
-        "dim": dim,
-        "values": {},
-        watermark: 0,
-    }

@@ -5,18 +5,23 @@ with a real sync service beside the services under test."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import eventlet
 from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from services.matters.domain import resident_id_check
+from services.common.privacy import resident_id_check
 from services.sync.service import SyncService
-from tests.conftest import amqp_uri, free_port, site_config
+from tests.conftest import VhostFactory, amqp_uri, free_port, site_config
+
+T = TypeVar("T")
+# The ``start`` fixture (tests/service/conftest.py): ``start(cls, config)`` starts a Nameko
+# container in this process (stopped after the test) and returns it.
+Start = Callable[[type, Mapping[str, Any]], ServiceContainer]
 
 SEED = str(Path(__file__).parents[2] / "services" / "matters" / "seed" / "catalog.yaml")
 
@@ -34,7 +39,7 @@ def resident_id(seventeen: str) -> str:
     return seventeen + resident_id_check(seventeen)
 
 
-def wait_for(predicate, timeout=10.0):
+def wait_for(predicate: Callable[[], T | None], timeout: float = 10.0) -> T:
     """Poll ``predicate`` until it returns something truthy; that value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -49,7 +54,7 @@ class ThreeTiers:
     """County, town and village, each running ``services`` (class → extra config sections)
     and a real sync service whose section is ``sync`` plus that site's links."""
 
-    def __init__(self, vhost_factory, data: Path, label: str) -> None:
+    def __init__(self, vhost_factory: VhostFactory, data: Path, label: str) -> None:
         self.vhosts = {code: vhost_factory(f"{label}-{code}") for code, *_ in TIERS}
         self.data = data
         self.containers: list[ServiceContainer] = []
@@ -87,3 +92,7 @@ class ThreeTiers:
         for code in codes:
             with self.rpc(code) as site:
                 site.sync.push_now()
+
+
+# The ``three_tiers`` fixture (tests/service/conftest.py): ``make(label, services, sync)``.
+ThreeTiersFactory = Callable[[str, Mapping[type, Mapping[str, Any]], Mapping[str, Any]], ThreeTiers]

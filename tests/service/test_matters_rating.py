@@ -2,6 +2,10 @@
 lost) still reaches rating when rating comes back, and again across a rating restart —
 the invitation travels on matters' durable feed, not on the event."""
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import pytest
 from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -21,13 +25,13 @@ APPLICANT = {
 }
 
 
-def complete_at_window(cluster, window):
+def complete_at_window(cluster: Any, window: str) -> dict[str, Any]:
     materials = [
         {"name": m["name"]}
         for m in cluster.matters.get_matter(RELEASE)["materials"]
         if m["required"]
     ]
-    done = cluster.matters.submit_application(
+    done: dict[str, Any] = cluster.matters.submit_application(
         {
             "matter_code": RELEASE,
             "applicant": APPLICANT,
@@ -41,7 +45,9 @@ def complete_at_window(cluster, window):
     return done
 
 
-def test_invitation_reaches_rating_after_rating_was_down_and_restarted(vhost_factory, tmp_path):
+def test_invitation_reaches_rating_after_rating_was_down_and_restarted(
+    vhost_factory: Callable[[str], str], tmp_path: Path
+) -> None:
     vhost = vhost_factory("yishiyiping")
     config = site_config(vhost, tmp_path, "421302", "county", MATTERS={"seed_catalog": SEED})
     matters = ServiceContainer(MattersService, config)

@@ -3,8 +3,10 @@
 typed errors, the evaluation_invited hint, the durable invitation feed across a restart and
 a lost event, and the timer that repairs an interrupted outbox and refreshes the gauges."""
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -14,11 +16,15 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.feeds import FeedFollower
 from services.common.store import open_store
+from services.matters.schemas import MatterSchema
 from services.matters.service import MattersService
 from tests.conftest import amqp_uri, free_port, site_config
 from tests.service.helpers import SEED, resident_id, wait_for
 
 pytestmark = pytest.mark.service
+
+Start = Callable[[type, dict[str, object]], Any]  # tests/service/conftest.py ``start``
+VhostFactory = Callable[[str], str]  # tests/conftest.py ``vhost_factory``
 
 TRANSFER = "0700018002421302001"
 RELEASE = "0700018004421302001"  # 即办件
@@ -32,46 +38,52 @@ class Listener:
     """Stands in for rating: records the wake-up hints matters dispatches."""
 
     name = "hint_listener"
-    received: ClassVar[list[dict]] = []
+    received: ClassVar[list[dict[str, Any]]] = []
 
     @event_handler("matters", "evaluation_invited")
-    def on_invited(self, payload):
+    def on_invited(self, payload: dict[str, Any]) -> None:
         Listener.received.append(payload)
 
 
-def county_config(vhost, tmp_path, port=None, **matters):
+def county_config(
+    vhost: str, tmp_path: Path, port: int | None = None, **matters: Any
+) -> dict[str, object]:
     section = {"seed_catalog": SEED, "sweep_interval_seconds": 0.2, **matters}
     return site_config(vhost, tmp_path, "421302", "county", port=port, MATTERS=section)
 
 
-def rpc(vhost, timeout=15):
+def rpc(vhost: str, timeout: float = 15) -> Any:
     return ServiceRpcProxy("matters", {"AMQP_URI": amqp_uri(vhost)}, timeout=timeout)
 
 
-def required(matters, code):
+def required(matters: Any, code: str) -> list[dict[str, Any]]:
     return [{"name": m["name"]} for m in matters.get_matter(code)["materials"] if m["required"]]
 
 
-def submit(matters, code, channel, **extra):
+def submit(matters: Any, code: str, channel: str, **extra: Any) -> dict[str, Any]:
     """PERSON applies for ``code`` with its required materials."""
-    application = {
+    application: dict[str, Any] = {
         "matter_code": code,
         "applicant": PERSON,
         "channel": channel,
         "materials": required(matters, code),
         **extra,
     }
-    return matters.submit_application(application)
+    view: dict[str, Any] = matters.submit_application(application)
+    return view
 
 
-def test_catalog_search_detail_and_printable_guide(start, vhost_factory, tmp_path):
+def test_catalog_search_detail_and_printable_guide(
+    start: Start, vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
     vhost, port = vhost_factory("matters"), free_port()
     start(MattersService, county_config(vhost, tmp_path, port))
     base = f"http://127.0.0.1:{port}"
     found = requests.get(f"{base}/matters", params={"q": "二手房"}, timeout=5).json()
     assert found["items"][0]["code"] == TRANSFER
     assert found["items"][0]["department"] == "随州市曾都区不动产登记中心"
-    online = requests.get(f"{base}/matters", params={"online": "true", "limit": 100}, timeout=5)
+    flags = {"online": "true", "limit": "100"}
+    online = requests.get(f"{base}/matters", params=flags, timeout=5)
     assert all(item["online"] for item in online.json()["items"])
     detail = requests.get(f"{base}/matters/{TRANSFER}", timeout=5).json()
     assert detail["legal_basis"][1] == "《不动产登记暂行条例》"
@@ -92,13 +104,16 @@ def test_catalog_search_detail_and_printable_guide(start, vhost_factory, tmp_pat
         assert heading in page
     assert "承诺 3 个工作日办结" in page
     published = detail["published_at"]  # UTC; the page shows the local (Beijing) date
-    local = datetime.fromisoformat(published.replace("Z", "+00:00")) + timedelta(hours=8)
+    local = datetime.fromisoformat(published) + timedelta(hours=8)
     assert f"发布于 {local.date().isoformat()}" in page
 
     # catalog text is escaped on the page
     with rpc(vhost) as matters:
         source = matters.get_matter(TRANSFER)
-        tricky = {**source, "code": "0700018002421302002", "name": source["name"]}
+        # a draft carries the matter's elements only: unknown fields (the view's
+        # availability, names, timestamps) are refused in RPC arguments
+        elements = {k: v for k, v in source.items() if k in MatterSchema().fields}
+        tricky = {**elements, "code": "0700018002421302002", "name": source["name"]}
         tricky["faq"] = [{"q": "<script>alert(1)</script>", "a": "A & B"}]
         matters.save_matter_draft(tricky)
         matters.approve_matter_change(tricky["code"], "李四")
@@ -110,7 +125,9 @@ def test_catalog_search_detail_and_printable_guide(start, vhost_factory, tmp_pat
     assert "A &amp; B" in page
 
 
-def test_applications_end_to_end_with_hint_and_typed_errors(start, vhost_factory, tmp_path):
+def test_applications_end_to_end_with_hint_and_typed_errors(
+    start: Start, vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
     vhost = vhost_factory("matters")
     Listener.received.clear()
     start(Listener, {"AMQP_URI": amqp_uri(vhost)})
@@ -156,7 +173,9 @@ def test_applications_end_to_end_with_hint_and_typed_errors(start, vhost_factory
     assert len([r for r in Listener.received if r["id"] == f"application:{view['id']}"]) == 1
 
 
-def test_invitation_survives_a_lost_hint_and_a_restart(start, vhost_factory, tmp_path):
+def test_invitation_survives_a_lost_hint_and_a_restart(
+    start: Start, vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
     vhost = vhost_factory("matters")
     container = start(MattersService, county_config(vhost, tmp_path))
     with rpc(vhost) as matters:  # nobody listens: the hint is lost
@@ -167,9 +186,13 @@ def test_invitation_survives_a_lost_hint_and_a_restart(start, vhost_factory, tmp
     rating_store = open_store(f"sqlite:///{tmp_path / 'rating'}", "rating")
     try:
         follower = FeedFollower(rating_store, "matters", "evaluation_invitations")
-        got: list[dict] = []
+        got: list[dict[str, Any]] = []
         with rpc(vhost) as matters:
-            fetch = lambda since, limit: matters.feed("evaluation_invitations", since, limit)  # noqa: E731
+
+            def fetch(since: int, limit: int) -> dict[str, Any]:
+                page: dict[str, Any] = matters.feed("evaluation_invitations", since, limit)
+                return page
+
             assert follower.pull(fetch, got.extend) == 1
             assert follower.pull(fetch, got.extend) == 0
     finally:
@@ -178,7 +201,9 @@ def test_invitation_survives_a_lost_hint_and_a_restart(start, vhost_factory, tmp
     assert got[0]["service_channel"] == "mail"
 
 
-def test_town_holds_a_read_only_replicated_catalog(start, vhost_factory, tmp_path):
+def test_town_holds_a_read_only_replicated_catalog(
+    start: Start, vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
     county, town = vhost_factory("county"), vhost_factory("town")
     start(MattersService, county_config(county, tmp_path))
     start(
@@ -203,7 +228,9 @@ def test_town_holds_a_read_only_replicated_catalog(start, vhost_factory, tmp_pat
         assert view["number"].startswith("421302101")
 
 
-def test_timer_repairs_an_interrupted_outbox_and_refreshes_gauges(start, vhost_factory, tmp_path):
+def test_timer_repairs_an_interrupted_outbox_and_refreshes_gauges(
+    start: Start, vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
     vhost, port = vhost_factory("matters"), free_port()
     Listener.received.clear()
     start(Listener, {"AMQP_URI": amqp_uri(vhost)})
@@ -219,6 +246,7 @@ def test_timer_repairs_an_interrupted_outbox_and_refreshes_gauges(start, vhost_f
     try:
         apps = store.collection("applications")
         doc = apps.get(crashed["id"])
+        assert doc is not None
         apps.update(
             crashed["id"],
             {
@@ -242,9 +270,10 @@ def test_timer_repairs_an_interrupted_outbox_and_refreshes_gauges(start, vhost_f
         assert [a["id"] for a in overdue["items"]] == [late["id"]]
         assert overdue["items"][0]["due_state"] == "overdue"
 
-    def metrics_show_overdue():
+    def metrics_show_overdue() -> str | None:
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        return 'hall_applications_overdue{service="matters",site="421302"} 1.0' in text and text
+        shown = 'hall_applications_overdue{service="matters",site="421302"} 1.0' in text
+        return text if shown else None
 
     text = wait_for(metrics_show_overdue)
     assert (

@@ -6,7 +6,10 @@ rater's phone and name appear in no RPC response, log line, metric or feed recor
 import json
 import logging
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,6 +27,10 @@ from tests.conftest import amqp_uri, free_port, site_config
 from tests.service.helpers import wait_for
 
 pytestmark = pytest.mark.service
+
+VhostFactory = Callable[[str], str]
+Start = Callable[[type, dict[str, Any]], ServiceContainer]
+Site = tuple[Any, int]  # a ClusterRpcProxy into the site, and rating's HTTP port
 
 PHONE, NAME = "13712340987", "欧阳修远"
 
@@ -61,7 +68,7 @@ class InvitationSource(base.SiteService):
 
 
 @pytest.fixture(scope="module")
-def site(vhost_factory, tmp_path_factory):
+def site(vhost_factory: VhostFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """One county site shared by the tests that only add their own records (own windows)."""
     vhost = vhost_factory("rating")
     data = tmp_path_factory.mktemp("rating-site")
@@ -88,7 +95,7 @@ def site(vhost_factory, tmp_path_factory):
             container.stop()
 
 
-def test_invitation_reaches_the_pad_and_binds_the_evaluation(site):
+def test_invitation_reaches_the_pad_and_binds_the_evaluation(site: Site) -> None:
     rpc_, _ = site
     ticket = rpc_.queue.complete("7", "staff-7")
     pending = wait_for(lambda: rpc_.rating.pending_for_window("7"), timeout=8)
@@ -123,14 +130,16 @@ def test_invitation_reaches_the_pad_and_binds_the_evaluation(site):
     assert mine == [ev["id"], ev["id"][:-1] + "2"]
 
 
-def wait_for_follow_failure(port, reason, timeout):
+def wait_for_follow_failure(port: int, reason: str, timeout: float) -> None:
     """Until rating's /metrics count a failed follow of the queue source for ``reason``."""
     sample = f'reason="{reason}",service="rating",site="421302",source="queue"'
     url = f"http://127.0.0.1:{port}/metrics"
     wait_for(lambda: sample in requests.get(url, timeout=5).text, timeout=timeout)
 
 
-def test_source_not_running_is_retried_without_crashing(start, vhost_factory, tmp_path):
+def test_source_not_running_is_retried_without_crashing(
+    start: Start, vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
     vhost = vhost_factory("late-source")
     port = free_port()
     start(RatingService, site_config(vhost, tmp_path, "421302", "county", port=port))
@@ -143,7 +152,9 @@ def test_source_not_running_is_retried_without_crashing(start, vhost_factory, tm
         assert pending["service_ref"]["id"] == ticket
 
 
-def test_source_that_stops_answering_times_out_and_is_retried(start, vhost_factory, tmp_path):
+def test_source_that_stops_answering_times_out_and_is_retried(
+    start: Start, vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
     vhost = vhost_factory("gone-source")
     port = free_port()
     start(RatingService, site_config(vhost, tmp_path, "421302", "county", port=port))
@@ -164,14 +175,14 @@ def test_source_that_stops_answering_times_out_and_is_retried(start, vhost_facto
         assert found
 
 
-def test_privacy_bad_rating_through_its_case(site, caplog):
+def test_privacy_bad_rating_through_its_case(site: Site, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     rpc_, port = site
     rpc_.queue.complete("3", "staff-3")
     pending = wait_for(lambda: rpc_.rating.pending_for_window("3"), timeout=8)
-    responses = []
+    responses: list[Any] = []
 
-    def call(method, *args):
+    def call(method: str, *args: Any) -> Any:
         result = getattr(rpc_.rating, method)(*args)
         responses.append(result)
         return result
@@ -234,8 +245,7 @@ def test_privacy_bad_rating_through_its_case(site, caplog):
     today = datetime.now(UTC).date().isoformat()
     call("export", {"profile": "gbt39046", "date_from": "2020-01-01", "date_to": "2030-12-31"})
     call("rankings", today[:7], "staff")
-    for feed in ("evaluations", "cases"):
-        responses.append(rpc_.rating.feed(feed, 0, 100))
+    responses.extend(rpc_.rating.feed(feed, 0, 100) for feed in ("evaluations", "cases"))
     metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'hall_rating_phone_reveals_total{service="rating",site="421302"} 1.0' in metrics
     assert (
@@ -246,7 +256,7 @@ def test_privacy_bad_rating_through_its_case(site, caplog):
     # Every record of this process at DEBUG, the rating container's included. The one
     # exception: the caller's own nameko trace of the reveal_phone reply it asked for (the
     # test client, not the service, logs replies at DEBUG).
-    def callers_reveal_trace(record):
+    def callers_reveal_trace(record: logging.LogRecord) -> bool:
         return record.msg.startswith("RPC reply event complete") and revealed["audit_id"] in str(
             record.args
         )
@@ -262,14 +272,14 @@ def test_privacy_bad_rating_through_its_case(site, caplog):
         assert protected not in logs
 
 
-def test_refusals_come_back_typed_with_chinese_fields(site):
+def test_refusals_come_back_typed_with_chinese_fields(site: Site) -> None:
     rpc_, _ = site
     with pytest.raises(InvalidInput) as caught:
         rpc_.rating.submit_evaluation(
             {"service_ref": {"kind": "hotline"}, "channel": "fax", "level": "satisfied"}
         )
     assert caught.value.fields["channel"][0].startswith("应为以下之一")
-    with pytest.raises(Forbidden) as caught:
+    with pytest.raises(Forbidden) as forbidden:
         rpc_.rating.submit_evaluation(
             {
                 "service_ref": {"kind": "hotline"},
@@ -278,19 +288,19 @@ def test_refusals_come_back_typed_with_chinese_fields(site):
                 "entered_by": "clerk",
             }
         )
-    assert "代替" in caught.value.message
+    assert "代替" in forbidden.value.message
     ok = rpc_.rating.submit_evaluation(
         {"service_ref": {"kind": "hotline"}, "channel": "phone", "level": "satisfied"}
     )
     assert ok["service_ref"]["id"].startswith("421302-")
 
 
-def test_apply_replicated_from_a_child_counts_in_parent_stats(site):
+def test_apply_replicated_from_a_child_counts_in_parent_stats(site: Site) -> None:
     rpc_, _ = site
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
     docs = [
         {
-            "id": f"ev:ticket:421302101-t{n}:1",
+            "id": f"ev:421302101:ticket:421302101-t{n}:1",
             "schema": 1,
             "version": 1,
             "site_code": "421302101",
@@ -324,7 +334,7 @@ def test_apply_replicated_from_a_child_counts_in_parent_stats(site):
     assert {d["id"] for d in feed["items"]} >= {d["id"] for d in docs}
 
 
-def test_bad_rating_section_refuses_to_start(vhost_factory, tmp_path):
+def test_bad_rating_section_refuses_to_start(vhost_factory: VhostFactory, tmp_path: Path) -> None:
     vhost = vhost_factory("bad-rating")
     config = site_config(
         vhost, tmp_path, "421302", "county", RATING={"rectification_working_days": 0}
@@ -336,21 +346,25 @@ def test_bad_rating_section_refuses_to_start(vhost_factory, tmp_path):
 
 
 def test_a_fold_that_fails_is_logged_counted_and_retried_not_fatal(
-    start, vhost_factory, tmp_path, monkeypatch, caplog
-):
-    from services.rating import service as rating_service
-    from services.rating.handlers import Rating
+    start: Start,
+    vhost_factory: VhostFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from services.rating import provider
+    from services.rating.app import RatingApp
 
-    real_fold, calls = Rating.fold, []
+    real_fold, calls = RatingApp.fold, []
 
-    def fails_once(self):
+    def fails_once(self: RatingApp) -> int:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("a record the fold cannot count")
         return real_fold(self)
 
-    monkeypatch.setattr(Rating, "fold", fails_once)
-    monkeypatch.setattr(rating_service, "FOLD_RETRY_S", 0.05)
+    monkeypatch.setattr(RatingApp, "fold", fails_once)
+    monkeypatch.setattr(provider, "FOLD_RETRY_S", 0.05)
     vhost, port = vhost_factory("rating-fold"), free_port()
     config = site_config(
         vhost,
@@ -360,7 +374,7 @@ def test_a_fold_that_fails_is_logged_counted_and_retried_not_fatal(
         port=port,
         RATING={"privacy_salt": "fold-test-salt-0001"},
     )
-    with caplog.at_level(logging.ERROR, logger="services.rating.service"):
+    with caplog.at_level(logging.ERROR, logger="services.rating.provider"):
         start(RatingService, config)
         wait_for(lambda: len(calls) >= 2, timeout=10)
     assert "rollup fold failed" in caplog.text

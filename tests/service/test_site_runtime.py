@@ -1,6 +1,8 @@
 """Every service at a site: site_info over RPC, /health and /metrics over HTTP, typed
 errors, one store per container, several sites in one process, and ping_upstream."""
 
+from pathlib import Path
+
 import pytest
 import requests
 from nameko.containers import ServiceContainer
@@ -13,7 +15,8 @@ from services.matters.service import MattersService
 from services.queue.service import QueueService
 from services.rating.service import RatingService
 from services.sync.service import SyncService
-from tests.conftest import amqp_uri, free_port, site_config
+from tests.conftest import VhostFactory, amqp_uri, free_port, site_config
+from tests.service.helpers import Start
 
 pytestmark = pytest.mark.service
 
@@ -21,7 +24,9 @@ ALL = (MattersService, QueueService, RatingService, SyncService)
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.name)
-def test_site_info_health_and_metrics(cls, start, vhost_factory, tmp_path):
+def test_site_info_health_and_metrics(
+    cls: type[base.SiteService], start: Start, vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
     vhost = vhost_factory(cls.name)
     port = free_port()
     start(cls, site_config(vhost, tmp_path, "421302", "county", port=port))
@@ -54,7 +59,9 @@ def test_site_info_health_and_metrics(cls, start, vhost_factory, tmp_path):
     assert (tmp_path / "421302" / f"{cls.name}.db").exists()
 
 
-def test_two_sites_in_one_process_and_ping_upstream(start, vhost_factory, tmp_path):
+def test_two_sites_in_one_process_and_ping_upstream(
+    start: Start, vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
     county, town = vhost_factory("county"), vhost_factory("town")
     county_port, town_port = free_port(), free_port()
     start(SyncService, site_config(county, tmp_path, "421302", "county", port=county_port))
@@ -74,7 +81,9 @@ def test_two_sites_in_one_process_and_ping_upstream(start, vhost_factory, tmp_pa
     assert 'site="421302"' not in town_metrics
 
 
-def test_ping_upstream_with_upstream_down_is_typed_error(start, vhost_factory, tmp_path):
+def test_ping_upstream_with_upstream_down_is_typed_error(
+    start: Start, vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
     town, missing = vhost_factory("town"), vhost_factory("nobody-home")
     start(SyncService, site_config(town, tmp_path, "421302101", "town", "421302", missing))
     with (
@@ -85,7 +94,9 @@ def test_ping_upstream_with_upstream_down_is_typed_error(start, vhost_factory, t
     assert "上级站点" in caught.value.message
 
 
-def test_bad_config_refuses_before_touching_disk(vhost_factory, tmp_path):
+def test_bad_config_refuses_before_touching_disk(
+    vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
     vhost = vhost_factory("bad")
     config = site_config(vhost, tmp_path, "421302", "town")
     with pytest.raises(ConfigError) as caught:
@@ -102,7 +113,9 @@ class Relay(base.SiteService):
     replicated_feeds = ("outbox",)
 
 
-def test_feed_and_apply_replicated_over_rpc(start, vhost_factory, tmp_path):
+def test_feed_and_apply_replicated_over_rpc(
+    start: Start, vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
     vhost = vhost_factory("relay")
     start(Relay, site_config(vhost, tmp_path, "421302", "county"))
     docs = [{"id": f"e{i}", "version": 2, "site_code": "421302101201", "n": i} for i in range(3)]

@@ -5,6 +5,9 @@ has nothing to send. Real containers in this process, one vhost per site; the pa
 county, the children towns (the same code at every tier)."""
 
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import eventlet
 import pytest
@@ -15,7 +18,7 @@ from nameko.rpc import rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common import service as base
-from services.hallctl import ops_cli, ops_site
+from services.hallctl import cli, sitedir
 from services.sync.service import SyncService
 from tests.conftest import amqp_uri, free_port, site_config
 from tests.system.test_sync_doubles import DOUBLES
@@ -41,7 +44,7 @@ class OldSync(base.SiteService):
         return "pong"
 
 
-def stop_all(containers):
+def stop_all(containers: list[ServiceContainer]) -> None:
     """Sync first (it calls the others), each group in parallel."""
     for group in (
         [c for c in containers if c.service_name == "sync"],
@@ -53,7 +56,7 @@ def stop_all(containers):
 
 
 @pytest.fixture(scope="module")
-def vhosts(vhost_factory):
+def vhosts(vhost_factory: Callable[[str], str]) -> dict[str, str]:
     """The county's vhost and two more, used in turn by the children of each test (a
     vhost costs seconds of rabbitmqctl)."""
     return {"county": vhost_factory("key-county"), "a": vhost_factory("key-a"),
@@ -61,7 +64,7 @@ def vhosts(vhost_factory):
 
 
 @pytest.fixture(scope="module")
-def county(vhosts, tmp_path_factory):
+def county(vhosts: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("key-county")
     children = {GOOD: [KEYS[GOOD]], WRONG: ["x" * 32], ROTATING: [KEYS[ROTATING], NEW_KEY]}
     config = site_config(vhosts["county"], data, COUNTY, "county", port=free_port())
@@ -72,17 +75,25 @@ def county(vhosts, tmp_path_factory):
 
 
 class Sites:
-    def __init__(self, vhosts, data):
+    def __init__(self, vhosts: dict[str, str], data: Path) -> None:
         self.vhosts = vhosts
         self.data = data
-        self.containers = []
+        self.containers: list[ServiceContainer] = []
 
-    def start(self, cls, config):
+    def start(self, cls: type, config: dict[str, Any]) -> None:
         container = ServiceContainer(cls, config)
         self.containers.append(container)
         container.start()
 
-    def child(self, code, key, upstream_vhost, vhost="a", doubles=False, **section):
+    def child(
+        self,
+        code: str,
+        key: str | None,
+        upstream_vhost: str,
+        vhost: str = "a",
+        doubles: bool = False,
+        **section: Any,
+    ) -> dict[str, Any]:
         """A town's sync (and, with ``doubles``, its local services) under ``upstream``."""
         own = self.vhosts[vhost]
         port = free_port()
@@ -95,28 +106,28 @@ class Sites:
         self.start(SyncService, {**config, "SYNC": {"key": key, **sync}})
         return config
 
-    def stop(self):
+    def stop(self) -> None:
         stop_all(self.containers)
 
 
 @pytest.fixture
-def sites(vhosts, tmp_path):
+def sites(vhosts: dict[str, str], tmp_path: Path) -> Iterator[Sites]:
     running = Sites(vhosts, tmp_path)
     yield running
     running.stop()
 
 
-def call(config, method, *args):
+def call(config: dict[str, Any], method: str, *args: Any) -> Any:
     with ClusterRpcProxy({"AMQP_URI": config["AMQP_URI"]}, timeout=30) as rpc:
         return getattr(rpc.sync, method)(*args)
 
 
-def metrics(config):
+def metrics(config: dict[str, Any]) -> str:
     url = f"http://{config['WEB_SERVER_ADDRESS']}/metrics"
     return requests.get(url, timeout=5).text
 
 
-def sample(text, prefix):
+def sample(text: str, prefix: str) -> float | None:
     """The value of the first series starting with ``prefix``, or None."""
     for line in text.splitlines():
         if line.startswith(prefix):
@@ -124,7 +135,7 @@ def sample(text, prefix):
     return None
 
 
-def test_an_accepted_key_is_reported_ok_everywhere(county, sites):
+def test_an_accepted_key_is_reported_ok_everywhere(county: str, sites: Sites) -> None:
     config = sites.child(GOOD, KEYS[GOOD], county)
     answer = call(config, "check_key")
     assert answer["ok"] is True
@@ -136,13 +147,15 @@ def test_an_accepted_key_is_reported_ok_everywhere(county, sites):
     assert status["key_in_use"] == "current"
     assert status["last_success"]
     text = metrics(config)
-    assert sample(text, 'hall_sync_last_success_timestamp{direction="key",feed="key"') > 0
+    last_success = sample(text, 'hall_sync_last_success_timestamp{direction="key",feed="key"')
+    assert last_success is not None
+    assert last_success > 0
     assert 'hall_sync_errors_total{direction="key"' not in text
 
 
 def test_a_wrong_key_fails_on_a_quiet_site_in_check_push_status_and_metrics(
-    county, sites, tmp_path, capsys
-):
+    county: str, sites: Sites, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = sites.child(WRONG, KEYS[WRONG], county, doubles=True)
     # nothing to send: every push "succeeds", but the key check does not
     pushed = call(config, "push_now")["results"]
@@ -160,15 +173,17 @@ def test_a_wrong_key_fails_on_a_quiet_site_in_check_push_status_and_metrics(
     assert status["key"]["last_error_reason"] == "forbidden"
     assert status["key"]["last_success"] is None
     text = metrics(config)
-    assert sample(text, FORBIDDEN) >= 2
+    forbidden = sample(text, FORBIDDEN)
+    assert forbidden is not None
+    assert forbidden >= 2
     assert 'hall_sync_last_success_timestamp{direction="key"' not in text
 
     # hallctl check on this site (only its sync has a config here) fails, naming the cause
-    site = ops_site.SiteDir(tmp_path / "sites", WRONG)
+    site = sitedir.SiteDir(tmp_path / "sites", WRONG)
     path = site.config_path("sync")
     path.parent.mkdir(parents=True)
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    assert ops_cli.main(["check", "--data-dir", str(site.data_dir), "--site", WRONG]) == 1
+    assert cli.main(["check", "--data-dir", str(site.data_dir), "--site", WRONG]) == 1
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if "check_key" in ln)
     assert line.startswith("✗ sync")
@@ -177,7 +192,7 @@ def test_a_wrong_key_fails_on_a_quiet_site_in_check_push_status_and_metrics(
     assert "✓ sync     rpc ping_upstream" in out  # the link itself is fine
 
 
-def test_the_key_is_checked_periodically_without_anyone_asking(county, sites):
+def test_the_key_is_checked_periodically_without_anyone_asking(county: str, sites: Sites) -> None:
     config = sites.child(
         WRONG, KEYS[WRONG], county, key_check_interval=1, backoff_base=0.2, backoff_cap=0.5
     )
@@ -192,7 +207,7 @@ def test_the_key_is_checked_periodically_without_anyone_asking(county, sites):
     assert errors >= 3
 
 
-def test_an_unregistered_child_and_a_missing_key_are_named(county, sites):
+def test_an_unregistered_child_and_a_missing_key_are_named(county: str, sites: Sites) -> None:
     config = sites.child(UNKNOWN, "u" * 32, county)
     answer = call(config, "check_key")
     assert answer["reason"] == "forbidden"
@@ -204,13 +219,17 @@ def test_an_unregistered_child_and_a_missing_key_are_named(county, sites):
     assert "未配置本站点的同步密钥" in answer["error"]
 
 
-def test_during_a_rotation_the_parent_says_which_key_the_child_uses(county, sites):
+def test_during_a_rotation_the_parent_says_which_key_the_child_uses(
+    county: str, sites: Sites
+) -> None:
     assert call(sites.child(ROTATING, KEYS[ROTATING], county), "check_key")["key"] == "previous"
     config = sites.child(ROTATING, NEW_KEY, county, vhost="b")
     assert call(config, "check_key")["key"] == "current"
 
 
-def test_a_parent_too_old_to_check_keys_is_neither_success_nor_error(sites, vhosts, tmp_path):
+def test_a_parent_too_old_to_check_keys_is_neither_success_nor_error(
+    sites: Sites, vhosts: dict[str, str], tmp_path: Path
+) -> None:
     old = vhosts["b"]  # the old parent's broker
     sites.start(OldSync, site_config(old, tmp_path, COUNTY, "county", port=free_port()))
     config = sites.child(GOOD, KEYS[GOOD], old)
@@ -224,7 +243,7 @@ def test_a_parent_too_old_to_check_keys_is_neither_success_nor_error(sites, vhos
     assert 'hall_sync_last_success_timestamp{direction="key"' not in text
 
 
-def test_verify_key_refuses_a_malformed_or_misaddressed_probe(county):
+def test_verify_key_refuses_a_malformed_or_misaddressed_probe(county: str) -> None:
     from services.common.errors import Conflict, InvalidInput
     from services.sync import domain
 

@@ -3,7 +3,9 @@ county's ``rating.stats`` include the village's evaluations, a bad rating's case
 with its newest state, and the rater's phone and name never leave the village."""
 
 import json
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,12 +27,12 @@ SYNC = {
 
 
 @pytest.fixture
-def network(three_tiers):
+def network(three_tiers: Callable[..., Any]) -> Any:
     rating = {"RATING": {"privacy_salt": "sync-rating-test-salt"}}
     return three_tiers("sr", {RatingService: rating}, SYNC)
 
 
-def test_county_stats_include_the_village_and_the_newest_case_state(network):
+def test_county_stats_include_the_village_and_the_newest_case_state(network: Any) -> None:
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
     with network.rpc(VILLAGE) as village:
         for _ in range(3):

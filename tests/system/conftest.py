@@ -2,5 +2,5 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _system_marker(request):
+def _system_marker(request: pytest.FixtureRequest) -> None:
     request.node.add_marker(pytest.mark.system)

@@ -7,12 +7,13 @@ option: provisioning then failed only now and then (it broke CI once).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
 from kombu import Connection
 
-from services.hallctl.rabbit import ensure_site
+from services.hallctl.broker import ensure_site
 from tests.conftest import rabbitmqctl
 
 
@@ -22,13 +23,14 @@ def _connects(vhost: str, user: str, password: str) -> bool:
     with Connection(uri, connect_timeout=5) as conn:
         try:
             conn.ensure_connection(max_retries=1)
-        except Exception:  # any refusal counts as "cannot connect"
+        except Exception:  # noqa: BLE001  (any refusal counts as "cannot connect")
             return False
         return True
 
 
 @pytest.fixture
-def site_names():
+def site_names() -> Iterator[tuple[str, str]]:
+    """A fresh vhost and user name, both deleted after the test."""
     tag = uuid.uuid4().hex[:8]
     vhost, user = f"test-prov-{tag}", f"test-prov-{tag}-user"
     yield vhost, user
@@ -36,7 +38,7 @@ def site_names():
     rabbitmqctl("delete_user", user)
 
 
-def test_passwords_starting_with_dash_are_set_and_changed(site_names):
+def test_passwords_starting_with_dash_are_set_and_changed(site_names: tuple[str, str]) -> None:
     vhost, user = site_names
     ensure_site(vhost, user, "-first-Pw_1", upstream_vhost=None)
     assert _connects(vhost, user, "-first-Pw_1")

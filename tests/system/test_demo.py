@@ -9,14 +9,15 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from amqp.exceptions import AccessRefused
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common.store import open_store
 from services.hallctl.topology import DEMO_SITES, SERVICES
+from services.sync.adapters.upstream import UplinkRpcProxy
 from tests.conftest import free_port, rabbitmqctl, wait_for_line
 
 pytestmark = pytest.mark.system
@@ -25,7 +26,7 @@ HALLCTL = str(Path(sys.executable).with_name("hallctl"))
 
 
 @pytest.fixture
-def demo_args(tmp_path):
+def demo_args(tmp_path: Path) -> Iterator[list[str]]:
     prefix = f"test-demo-{uuid.uuid4().hex[:6]}-"
     base = free_port() // 100 * 100 % 50000 + 10000  # 30 consecutive ports, clear of others
     yield ["--data-dir", str(tmp_path / "demo"), "--base-port", str(base), "--vhost-prefix", prefix]
@@ -34,19 +35,27 @@ def demo_args(tmp_path):
         rabbitmqctl("delete_user", f"{prefix}site-{site.code}")
 
 
-def assert_child_reaches_only_sync_upstream(demo_args):
-    """The town's broker user may call the county's sync, and nothing else there."""
+def assert_child_reaches_only_sync_upstream(demo_args: list[str]) -> None:
+    """The town's broker user may call the county's sync uplink calls, and nothing else there."""
     prefix, data = demo_args[5], Path(demo_args[1])
     password = (data / "secrets" / "421302101.broker-password").read_text().strip()
     uri = f"pyamqp://{prefix}site-421302101:{password}@127.0.0.1:5672/{prefix}421302"
-    with ClusterRpcProxy({"AMQP_URI": uri}, timeout=10) as county:
+    # Through the town's own uplink client: its reply queue carries its code (a plain
+    # ClusterRpcProxy's reply queue is refused; tests/system/test_access.py).
+    with UplinkRpcProxy(uri, "421302101", timeout=10) as county:
         assert county.sync.site_info()["site_code"] == "421302"
         with pytest.raises(AccessRefused) as refused:
             county.rating.site_info()
     assert "rating.site_info" in str(refused.value)
+    with (
+        UplinkRpcProxy(uri, "421302101", timeout=10) as county,
+        pytest.raises(AccessRefused) as refused,
+    ):
+        county.sync.push_now()
+    assert "sync.push_now" in str(refused.value)
 
 
-def test_demo_runs_until_ctrl_c_and_keeps_data(demo_args, tmp_path):
+def test_demo_runs_until_ctrl_c_and_keeps_data(demo_args: list[str], tmp_path: Path) -> None:
     demo = subprocess.Popen(
         [HALLCTL, "demo", *demo_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -91,11 +100,13 @@ def test_demo_runs_until_ctrl_c_and_keeps_data(demo_args, tmp_path):
     )
     assert again.returncode == 0, again.stdout + again.stderr
     store = open_store(f"sqlite:///{village}", namespace="rating")
-    assert store.collection("marks").get("kept")["note"] == "重启后仍在"
+    kept = store.collection("marks").get("kept")
+    assert kept is not None
+    assert kept["note"] == "重启后仍在"
     store.close()
 
 
-def test_services_stop_when_hallctl_is_killed(demo_args):
+def test_services_stop_when_hallctl_is_killed(demo_args: list[str]) -> None:
     """kill -9 of hallctl leaves no orphaned services holding ports and broker connections."""
     demo = subprocess.Popen(
         [HALLCTL, "demo", *demo_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -13,15 +13,18 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 import yaml
 
-from services.hallctl import ops_render
+from bench.support import stop_process
 from services.hallctl.topology import DEMO_SITES, SERVICES, Layout
 from tests.conftest import free_port, rabbitmqctl, wait_for_line
+from tools.deploy_render.prometheus import demo_targets, scrape_config
 
 pytestmark = pytest.mark.system
 
@@ -47,11 +50,11 @@ def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> str:
 # Debian's build of Prometheus leaves out Kubernetes service discovery, so kubernetes.yml
 # (kubernetes_sd_configs) is only parsed by tests/unit/test_deploy_files.py.
 @pytest.mark.parametrize("config", ["prometheus.yml", "compose-site.yml", "compose-three-tier.yml"])
-def test_promtool_accepts_the_scrape_configurations(config):
+def test_promtool_accepts_the_scrape_configurations(config: str) -> None:
     assert "SUCCESS" in promtool("check", "config", config)
 
 
-def test_promtool_accepts_the_rules_and_fires_every_alert_in_the_rule_tests():
+def test_promtool_accepts_the_rules_and_fires_every_alert_in_the_rule_tests() -> None:
     out = promtool("check", "rules", "rules/hall.yml")
     rules = yaml.safe_load((PROMETHEUS_DIR / "rules" / "hall.yml").read_text())
     count = sum(len(g["rules"]) for g in rules["groups"])
@@ -59,7 +62,7 @@ def test_promtool_accepts_the_rules_and_fires_every_alert_in_the_rule_tests():
     assert "SUCCESS" in promtool("test", "rules", "tests/hall.test.yml")
 
 
-def test_a_rule_test_fails_when_an_alert_does_not_fire(tmp_path):
+def test_a_rule_test_fails_when_an_alert_does_not_fire(tmp_path: Path) -> None:
     """The rule tests can fail: the same test with an impossible expectation is refused."""
     tests = yaml.safe_load((PROMETHEUS_DIR / "tests" / "hall.test.yml").read_text())
     tests["rule_files"] = [str(PROMETHEUS_DIR / "rules" / "hall.yml")]
@@ -79,7 +82,7 @@ def test_a_rule_test_fails_when_an_alert_does_not_fire(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def demo_layout(tmp_path_factory):
+def demo_layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
     prefix = f"test-prom-{uuid.uuid4().hex[:6]}-"
     base = free_port() // 100 * 100 % 50000 + 10000  # 30 consecutive ports, clear of others
     data = tmp_path_factory.mktemp("prom") / "demo"
@@ -104,12 +107,10 @@ def demo_layout(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def prometheus(demo_layout, tmp_path_factory):
+def prometheus(demo_layout: Layout, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prometheus with the project's scrape configuration for this demo's ports."""
     work = tmp_path_factory.mktemp("prometheus")
-    config = ops_render.scrape_config(
-        ops_render.demo_targets(demo_layout), rules=str(PROMETHEUS_DIR / "rules" / "*.yml")
-    )
+    config = scrape_config(demo_targets(demo_layout), rules=str(PROMETHEUS_DIR / "rules" / "*.yml"))
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     path = work / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
@@ -141,25 +142,27 @@ def prometheus(demo_layout, tmp_path_factory):
             raise AssertionError((work / "prometheus.log").read_text())
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, timeout=30)
         log.close()
 
 
-def query(url: str, promql: str) -> list[dict]:
+def query(url: str, promql: str) -> list[dict[str, Any]]:
     answer = requests.get(f"{url}/api/v1/query", params={"query": promql}, timeout=10).json()
     assert answer["status"] == "success", (promql, answer)
-    result: list[dict] = answer["data"]["result"]
+    result: list[dict[str, Any]] = answer["data"]["result"]
     return result
 
 
-def wait_for(url: str, promql: str, expected: set, key, timeout: float = 60.0) -> set:
+def wait_for(
+    url: str,
+    promql: str,
+    expected: set[tuple[str, str]],
+    key: Callable[[dict[str, str]], tuple[str, str]],
+    timeout: float = 60.0,
+) -> set[tuple[str, str]]:
+    """Poll ``promql`` until the ``key``s of its series include ``expected``; those keys."""
     deadline = time.monotonic() + timeout
-    seen: set = set()
+    seen: set[tuple[str, str]] = set()
     while time.monotonic() < deadline:
         seen = {key(r["metric"]) for r in query(url, promql)}
         if expected <= seen:
@@ -168,7 +171,9 @@ def wait_for(url: str, promql: str, expected: set, key, timeout: float = 60.0) -
     raise AssertionError(f"{promql}: missing {sorted(expected - seen)}")
 
 
-def test_prometheus_scrapes_the_hall_series_of_every_service_of_every_site(prometheus):
+def test_prometheus_scrapes_the_hall_series_of_every_service_of_every_site(
+    prometheus: str,
+) -> None:
     expected = {(site.code, service) for site in DEMO_SITES for service in SERVICES}
     wait_for(
         prometheus,
@@ -186,9 +191,9 @@ def test_prometheus_scrapes_the_hall_series_of_every_service_of_every_site(prome
     assert {r["metric"]["store"] for r in info} == {"sqlite"}
 
 
-def test_prometheus_loads_the_alert_rules_and_evaluates_them(prometheus):
+def test_prometheus_loads_the_alert_rules_and_evaluates_them(prometheus: str) -> None:
     deadline = time.monotonic() + 30
-    rules: list[dict] = []
+    rules: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         answer = requests.get(f"{prometheus}/api/v1/rules", timeout=10).json()
         rules = [r for g in answer["data"]["groups"] for r in g["rules"]]
@@ -208,7 +213,7 @@ def test_prometheus_loads_the_alert_rules_and_evaluates_them(prometheus):
     assert not [a for a in alerts if a["labels"]["alertname"] == "HallServiceDown"]
 
 
-def test_every_dashboard_query_is_valid_promql_against_the_demo(prometheus):
+def test_every_dashboard_query_is_valid_promql_against_the_demo(prometheus: str) -> None:
     answered = 0
     for name in ("site.json", "county.json"):
         board = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / name).read_text())

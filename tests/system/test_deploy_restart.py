@@ -10,16 +10,19 @@ import itertools
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 import yaml
 from nameko.standalone.rpc import ClusterRpcProxy
 
-import services.common.errors  # noqa: F401  (typed remote errors)
-from services.hallctl import demo, ops_site
+import services.common.remote  # noqa: F401  (typed remote errors)
+from services.hallctl import configfile, lifecycle, sitedir
 from services.hallctl import processes as proc
+from services.hallctl.commands import demo
 from services.hallctl.topology import DEMO_SITES, SERVICES, Layout
 from tests.conftest import free_port, rabbitmqctl
 
@@ -30,21 +33,25 @@ RESTARTED = "queue"
 MAX_GAP_S = 2.0  # the longest silence allowed from a service that is not restarted
 
 
+# The running county site, and the AMQP URI of its own broker user.
+County = tuple[sitedir.SiteDir, str]
+
+
 @pytest.fixture
-def county(tmp_path):
-    """The demo county site's four services started one by one through ``ops_site``."""
+def county(tmp_path: Path) -> Iterator[County]:
+    """The demo county site's four services started one by one through ``lifecycle``."""
     prefix = f"test-restart-{uuid.uuid4().hex[:6]}-"
     base = free_port() // 100 * 100 % 50000 + 10000
     layout = Layout(data_dir=tmp_path / "sites", base_port=base, vhost_prefix=prefix)
     passwords = demo.prepare(layout)
-    site = ops_site.SiteDir(layout.data_dir, "421302")
+    site = sitedir.SiteDir(layout.data_dir, "421302")
     try:
-        started = [ops_site.start(site, service, wait=0) for service in SERVICES]
-        assert ops_site.wait_healthy(started, timeout=90) == [], [proc.tail(p.log) for p in started]
+        started = [lifecycle.start(site, service, wait=0) for service in SERVICES]
+        assert proc.wait_healthy(started, timeout=90) == [], [proc.tail(p.log) for p in started]
         yield site, layout.amqp_uri("421302", "421302", passwords["421302"])
     finally:
         for service in SERVICES:
-            ops_site.stop(site, service, grace=20)
+            lifecycle.stop(site, service, grace=20)
         for s in DEMO_SITES:
             rabbitmqctl("delete_vhost", f"{prefix}{s.code}")
             rabbitmqctl("delete_user", f"{prefix}site-{s.code}")
@@ -70,7 +77,7 @@ class Traffic(threading.Thread):
                     assert info["service"] == self.service
                     assert info["site_code"] == "421302"
                     self.answers.append(time.monotonic())
-                except Exception as exc:  # recorded and asserted on below
+                except Exception as exc:  # noqa: BLE001  (recorded and asserted on below)
                     self.failures.append(f"{time.monotonic():.2f} {exc!r}")
                 time.sleep(0.05)
 
@@ -79,15 +86,15 @@ class Traffic(threading.Thread):
         return max(b - a for a, b in itertools.pairwise(times))
 
 
-def queue_config(**changes):
+def queue_config(**changes: Any) -> dict[str, Any]:
     """The example configuration shipped with the queue service, without file-only keys."""
-    from services.queue.app import OPERATION_KEYS
+    from services.queue.settings import OPERATION_KEYS
 
     seed = yaml.safe_load((ROOT / "services" / "queue" / "seed" / "hall.yaml").read_text())
     return {**{k: v for k, v in seed.items() if k not in OPERATION_KEYS}, **changes}
 
 
-def test_restart_one_service_while_traffic_flows_loses_nothing(county):
+def test_restart_one_service_while_traffic_flows_loses_nothing(county: County) -> None:
     site, uri = county
     others = [s for s in SERVICES if s != RESTARTED]
     traffic = [Traffic(uri, service) for service in others]
@@ -97,14 +104,14 @@ def test_restart_one_service_while_traffic_flows_loses_nothing(county):
         queue = getattr(cluster, RESTARTED)
         before = queue.configure(queue_config(waiting_target_minutes=30), "before-restart")
         version = before["config_version"]
-        old_pid = ops_site.running_pid(site, RESTARTED)
+        old_pid = lifecycle.running_pid(site, RESTARTED)
         assert old_pid is not None
 
         started = time.monotonic()
         in_flight = [queue.configuration.call_async() for _ in range(20)]
-        assert ops_site.stop(site, RESTARTED) == old_pid  # SIGTERM; in-flight work finishes
-        assert not ops_site.alive(old_pid)
-        port = ops_site.web_port(ops_site.load_config(site.config_path(RESTARTED)))
+        assert lifecycle.stop(site, RESTARTED) == old_pid  # SIGTERM; in-flight work finishes
+        assert not proc.alive(old_pid)
+        port = configfile.web_port(configfile.load_config(site.config_path(RESTARTED)))
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
         # sent while the service is down: they wait in its durable queue
@@ -113,7 +120,7 @@ def test_restart_one_service_while_traffic_flows_loses_nothing(county):
             queue_config(waiting_target_minutes=25), "during-restart", version
         )
         time.sleep(1.0)
-        restarted = ops_site.start(site, RESTARTED, wait=60)
+        restarted = lifecycle.start(site, RESTARTED, wait=60)
         assert restarted.pid != old_pid
 
         answers = [reply.result() for reply in [*in_flight, *while_down]]

@@ -11,7 +11,9 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import amqp
 import kombu.pools
@@ -19,9 +21,9 @@ import pytest
 import requests
 from nameko.standalone.rpc import ClusterRpcProxy
 
-import services.common.errors  # noqa: F401  (typed remote errors)
-from services.hallctl import ops_cli, ops_site
-from services.hallctl.ops_village import _set_child_keys
+import services.common.remote  # noqa: F401  (typed remote errors)
+from services.hallctl import cli, configfile, lifecycle, sitedir
+from services.hallctl.siteinit import set_child_keys
 from services.hallctl.topology import SERVICES
 from tests.conftest import free_port, rabbitmqctl
 from tests.system.test_deploy_definitions import import_definitions
@@ -48,22 +50,33 @@ def wait_for_login(user: str, password: str, vhost: str, timeout: float = 20) ->
             conn.collect()
 
 
+class Run(Protocol):
+    """``run(command, *args)``: ``hallctl command --data-dir <data> *args``; its exit code and
+    what it printed."""
+
+    def __call__(self, *argv: str) -> tuple[int, str]: ...
+
+
+# The data directory, the broker name prefix, the first port, and ``run``.
+Hall = tuple[Path, str, int, Run]
+
+
 @pytest.fixture
-def hall(tmp_path, capsys):
+def hall(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Hall]:
     prefix = f"test-nosd-{uuid.uuid4().hex[:6]}-"
     base = free_port() // 100 * 100 % 50000 + 10000
     data = tmp_path / "hall"
 
     def run(*argv: str) -> tuple[int, str]:
-        code = ops_cli.main([argv[0], "--data-dir", str(data), *argv[1:]])
+        code = cli.main([argv[0], "--data-dir", str(data), *argv[1:]])
         return code, capsys.readouterr().out
 
     try:
         yield data, prefix, base, run
     finally:
         stops = [
-            threading.Thread(target=ops_site.stop, args=(site, service, 20))
-            for site in (ops_site.SiteDir(data, code) for code in (TOWN, COUNTY))
+            threading.Thread(target=lifecycle.stop, args=(site, service, 20))
+            for site in (sitedir.SiteDir(data, code) for code in (TOWN, COUNTY))
             for service in SERVICES
             if site.config_path(service).exists()
         ]
@@ -85,7 +98,7 @@ def secret(data: Path, name: str) -> str:
     return (data / "secrets" / name).read_text().strip()
 
 
-def test_site_without_systemd_then_a_refused_key_on_a_quiet_town(hall):
+def test_site_without_systemd_then_a_refused_key_on_a_quiet_town(hall: Hall) -> None:
     data, prefix, base, run = hall
     # the county, as docs/operations.md §2.7 runs it
     code, out = run("site-init", "--code", COUNTY, "--name", "县中心", "--prefix", prefix,
@@ -116,15 +129,15 @@ def test_site_without_systemd_then_a_refused_key_on_a_quiet_town(hall):
     total = 2 * len(SERVICES)  # /health and rpc site_info of each service
     assert f"{total}/{total} 项正常" in out
 
-    town_sync = ops_site.load_config(ops_site.SiteDir(data, TOWN).config_path("sync"))
+    town_sync = configfile.load_config(sitedir.SiteDir(data, TOWN).config_path("sync"))
     with ClusterRpcProxy({"AMQP_URI": town_sync["AMQP_URI"]}, timeout=30) as rpc:
         answer = rpc.sync.check_key()
         assert answer["ok"] is True, answer
         assert answer["key"] == "current"
 
         # the county now holds another key for the town (e.g. a rotation finished too early)
-        county_sync = ops_site.SiteDir(data, COUNTY).config_path("sync")
-        _set_child_keys(county_sync, TOWN, ["z" * 32])
+        county_sync = sitedir.SiteDir(data, COUNTY).config_path("sync")
+        set_child_keys(county_sync, TOWN, ["z" * 32])
         code, out = run("restart", "--site", COUNTY, "sync")
         assert code == 0, out
 
@@ -142,3 +155,33 @@ def test_site_without_systemd_then_a_refused_key_on_a_quiet_town(hall):
     port = town_sync["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1]
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'hall_sync_errors_total{direction="key",reason="forbidden"' in text
+
+
+def test_status_reports_the_services_hallctl_start_started(hall: Hall) -> None:
+    """``hallctl status`` finds the processes of ``hallctl start`` (its pid files), not only
+    those of a running ``hallctl demo``."""
+    data, prefix, base, run = hall
+    code, out = run("site-init", "--code", COUNTY, "--name", "县中心", "--prefix", prefix,
+                    "--base-port", str(base))  # fmt: skip
+    assert code == 0, out
+    import_definitions(data / COUNTY / "rabbitmq" / "definitions.json")
+    wait_for_login(f"{prefix}site-{COUNTY}", secret(data, f"{COUNTY}.broker-password"),
+                   f"{prefix}{COUNTY}")  # fmt: skip
+    code, out = run("start", "--site", COUNTY)
+    assert code == 0, out
+
+    code, out = run("status")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert len(lines) == len(SERVICES), out
+    for line, service in zip(lines, SERVICES, strict=True):
+        assert line.startswith(f"✓ {COUNTY}"), line
+        assert f" {service} " in line
+        assert f":{base + SERVICES.index(service)}" in line
+
+    code, out = run("stop", "--site", COUNTY, "queue")
+    assert code == 0, out
+    code, out = run("status")
+    assert code == 1, out
+    assert next(ln for ln in out.splitlines() if " queue " in ln).startswith(f"✗ {COUNTY}")
+    assert out.count("✓") == len(SERVICES) - 1

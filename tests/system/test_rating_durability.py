@@ -10,13 +10,13 @@ with ``nameko run tests.system.test_rating_durability:TicketSource``.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -24,7 +24,9 @@ import yaml
 from nameko.events import EventDispatcher
 from nameko.rpc import rpc
 
+from bench.support import free_port, stop_process
 from services.common import service as base
+from tests.conftest import VhostFactory
 
 pytestmark = pytest.mark.system
 
@@ -64,7 +66,7 @@ class TicketSource(base.SiteService):
         return ticket
 
 
-def config(vhost: str, data: Path, port: int, **extra: object) -> dict:
+def config(vhost: str, data: Path, port: int, **extra: object) -> dict[str, Any]:
     return {
         "AMQP_URI": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}",
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
@@ -82,13 +84,13 @@ def config(vhost: str, data: Path, port: int, **extra: object) -> dict:
 
 
 class Process:
-    def __init__(self, tmp: Path, name: str, target: str, cfg: dict) -> None:
+    def __init__(self, tmp: Path, name: str, target: str, cfg: dict[str, Any]) -> None:
         self.path = tmp / f"{name}.yaml"
         self.path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
         self.log = tmp / f"{name}.log"
         self.target = target
         self.port = int(cfg["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1])
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONWARNINGS": "ignore::Warning:nameko.cli.commands"}
@@ -113,24 +115,12 @@ class Process:
         raise AssertionError(f"{self.target} did not become healthy")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc:
+            stop_process(self.proc, timeout=20)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def submit(rating, ticket: str, **extra):
+def submit(rating: Any, ticket: str, **extra: object) -> Any:
+    """``rating.submit_evaluation`` called asynchronously: its reply (``.result()``)."""
     return rating.submit_evaluation.call_async(
         {
             "invitation_id": f"ticket:{ticket}",
@@ -142,10 +132,12 @@ def submit(rating, ticket: str, **extra):
     )
 
 
-def test_restart_loses_no_invitation_and_no_evaluation(vhost_factory, tmp_path):
+def test_restart_loses_no_invitation_and_no_evaluation(
+    vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    import services.common.errors  # noqa: F401  typed errors over RPC
+    import services.common.remote  # noqa: F401  typed errors over RPC
     from services.common.errors import NotFound
 
     vhost = vhost_factory("rating-durable")
@@ -170,9 +162,7 @@ def test_restart_loses_no_invitation_and_no_evaluation(vhost_factory, tmp_path):
             {"AMQP_URI": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"}, timeout=60
         ) as cluster:
             tickets = [cluster.queue.complete(str(n % 4)) for n in range(10)]
-            replies = []
-            for ticket in tickets[:4]:
-                replies.append((ticket, submit(cluster.rating, ticket)))
+            replies = [(ticket, submit(cluster.rating, ticket)) for ticket in tickets[:4]]
             for _, reply in replies:
                 reply.result()
             real_name = tickets[0]
@@ -191,9 +181,9 @@ def test_restart_loses_no_invitation_and_no_evaluation(vhost_factory, tmp_path):
             remaining = tickets[8:]
             deadline = time.monotonic() + 20
             while remaining and time.monotonic() < deadline:
-                still = []
+                still: list[str] = []
                 for ticket in remaining:
-                    extra = {}
+                    extra: dict[str, object] = {}
                     if ticket == tickets[8]:
                         extra = {
                             "level": "dissatisfied",
@@ -215,7 +205,8 @@ def test_restart_loses_no_invitation_and_no_evaluation(vhost_factory, tmp_path):
             assert stats["total"] == len(tickets) == 30
             assert stats["bad"] == 1
             assert stats["cases"] == 1
-            ids, since = set(), 0
+            ids: set[str] = set()
+            since = 0
             while True:
                 page = cluster.rating.feed("evaluations", since, 500)
                 if not page["items"]:

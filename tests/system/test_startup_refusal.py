@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.system
 NAMEKO = str(Path(sys.executable).with_name("nameko"))
 
 
-def good_config(data: Path) -> dict:
+def good_config(data: Path) -> dict[str, Any]:
     return {
         "AMQP_URI": "pyamqp://guest:guest@127.0.0.1:5672/",
         "WEB_SERVER_ADDRESS": "127.0.0.1:0",
@@ -24,7 +25,7 @@ def good_config(data: Path) -> dict:
     }
 
 
-def run_service(config: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+def run_service(config: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
     env = {**os.environ, "PYTHONWARNINGS": "ignore::Warning:nameko.cli.commands"}
@@ -52,7 +53,9 @@ def run_service(config: dict, tmp_path: Path) -> subprocess.CompletedProcess:
         ({"AMQP_URI": "pyamqp://guest:guest@127.0.0.1:1/"}, "AMQP_URI", "无法连接消息代理"),
     ],
 )
-def test_refuses_with_one_line(change, key, rule, tmp_path):
+def test_refuses_with_one_line(
+    change: dict[str, object], key: str, rule: str, tmp_path: Path
+) -> None:
     data = tmp_path / "data"
     done = run_service({**good_config(data), **change}, tmp_path)
     assert done.returncode != 0

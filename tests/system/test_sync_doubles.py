@@ -24,6 +24,7 @@ from nameko.rpc import rpc
 from services.common import service as base
 from services.common.errors import InvalidInput
 from services.common.feeds import read_feed
+from services.common.store import Doc
 
 
 def now_iso() -> str:
@@ -54,6 +55,7 @@ class FeedDouble(base.SiteService):
         for doc in docs:
             stamp = now_iso()
             existing = coll.get(doc["id"])
+            stored: Doc | None
             if existing is None:
                 stored = coll.insert(
                     {
@@ -66,7 +68,9 @@ class FeedDouble(base.SiteService):
                 )
             else:
                 changes = {k: v for k, v in doc.items() if k not in ("id", "version")}
-                stored = coll.update(doc["id"], {**changes, "updated_at": stamp})
+                updated = coll.update(doc["id"], {**changes, "updated_at": stamp})
+                assert updated is not None, "the record was just read"
+                stored = updated
             versions.append(stored["version"])
         return versions
 

@@ -2,7 +2,7 @@
 real RabbitMQ.
 
 Four sites (national 000000 ← county 421302 ← town 421302101 ← village 421302101201),
-provisioned like the demo (``services.hallctl.rabbit.ensure_site``: a vhost and a user per
+provisioned like the demo (``services.hallctl.broker.ensure_site``: a vhost and a user per
 site; on its upstream's vhost a child's user may publish only to ``sync.*``). Every site runs
 the real ``services.rating.service``, ``services.matters.service`` and
 ``services.sync.service``, each configured the way services/hallctl/topology.py configures
@@ -46,12 +46,14 @@ import requests
 import yaml
 from nameko.standalone.rpc import ClusterRpcProxy
 
+import services.common.remote  # noqa: F401  (typed remote errors, whatever ran before)
 from services.common.calendar import load_calendar
 from services.common.errors import Forbidden, NotFound
 from services.common.store import open_store
-from services.hallctl.rabbit import ensure_site
+from services.hallctl.broker import ensure_site
 from services.hallctl.showcase import demo_id_number
 from services.sync import domain
+from services.sync.adapters.upstream import UplinkRpcProxy
 from tests.conftest import free_port, rabbitmqctl
 from tests.system.linkproxy import LinkProxy
 
@@ -162,7 +164,8 @@ class Site:
     def healthy(self, service: str) -> bool:
         try:
             url = f"http://127.0.0.1:{self.ports[service]}/health"
-            return requests.get(url, timeout=2).json().get("status") == "ok"
+            answer: dict[str, Any] = requests.get(url, timeout=2).json()
+            return answer.get("status") == "ok"
         except (requests.RequestException, ValueError):
             return False
 
@@ -199,7 +202,7 @@ class Network:
 
         def one(site: Site) -> None:
             upstream = self.sites[site.upstream].vhost if site.upstream else None
-            ensure_site(site.vhost, site.user, site.password, upstream)
+            ensure_site(site.vhost, site.user, site.password, upstream, site.code)
             for service in SERVICES:
                 site.start(service)
 
@@ -271,7 +274,7 @@ def wait_for(
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory):
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     network = Network(tmp_path_factory.mktemp("sync-network"))
     try:
         network.start()
@@ -299,7 +302,7 @@ def evaluation(tag: str, n: int | str, level: str = "satisfied", **extra: Any) -
 
 
 def evaluation_id(tag: str, n: int | str) -> str:
-    return f"ev:other:{tag}-{n}:1"
+    return f"ev:{VILLAGE}:other:{tag}-{n}:1"  # recorded at the village
 
 
 def submit(site: Site, evaluations: list[dict[str, Any]], in_flight: int = 40) -> list[Any]:
@@ -393,7 +396,7 @@ def case_or_none(site: Site, case_id: str) -> dict[str, Any] | None:
 # --- the scenarios ------------------------------------------------------------------------
 
 
-def test_1_evaluations_made_while_the_link_is_cut_reach_national_once(net):
+def test_1_evaluations_made_while_the_link_is_cut_reach_national_once(net: Network) -> None:
     tag, total = "cut", 1000
     mark = high_water(net[NATIONAL])
     net.link.cut()
@@ -451,7 +454,7 @@ def unacknowledged(vhost: str, queue: str = "rpc-sync") -> int:
     return int(counts.get(queue, 0))
 
 
-def test_2_kill_9_of_the_town_sync_mid_batch_loses_and_doubles_nothing(net):
+def test_2_kill_9_of_the_town_sync_mid_batch_loses_and_doubles_nothing(net: Network) -> None:
     tag, total = "kill", 1500
     village, town = net[VILLAGE], net[TOWN]
     mark = high_water(net[NATIONAL])
@@ -491,7 +494,7 @@ def test_2_kill_9_of_the_town_sync_mid_batch_loses_and_doubles_nothing(net):
     wait_for(lambda: status(village)["up"]["rating.evaluations"]["backlog"] == 0, 20, "drain")
 
 
-def test_3_the_same_batch_delivered_twice_changes_nothing_upstream(net):
+def test_3_the_same_batch_delivered_twice_changes_nothing_upstream(net: Network) -> None:
     tag, total = "twice", 50
     village, town = net[VILLAGE], net[TOWN]
     submit(village, [evaluation(tag, n) for n in range(total)])
@@ -535,7 +538,7 @@ def village_mark(town_rpc: Any) -> int:
     return int(children.get(VILLAGE, {}).get("rating.evaluations", {}).get("high_water", 0))
 
 
-def test_4_forged_batches_are_refused_and_a_poison_record_is_rejected_alone(net):
+def test_4_forged_batches_are_refused_and_a_poison_record_is_rejected_alone(net: Network) -> None:
     tag = "forged"
     village, town = net[VILLAGE], net[TOWN]
     net.link.cut()  # the real record stays at the village until the link is restored below
@@ -589,9 +592,9 @@ def test_4_forged_batches_are_refused_and_a_poison_record_is_rejected_alone(net)
     wait_for(lambda: counted(net[NATIONAL], tag)["total"] == 1, 30, "the real record at national")
     assert held(net[NATIONAL], tag) == {real["id"]: 1}
     assert counted(town, tag)["total"] == 1
-    # On the town's broker the village's user reaches sync only.
-    config = {"AMQP_URI": village.uri(town.vhost)}
-    with ClusterRpcProxy(config, timeout=10) as rpc:
+    # On the town's broker the village's user reaches sync's uplink calls only, through its
+    # own client (its reply queue carries its code; tests/system/test_access.py for more).
+    with UplinkRpcProxy(village.uri(town.vhost), VILLAGE, timeout=10) as rpc:
         assert rpc.sync.site_info()["site_code"] == TOWN
         with pytest.raises(Exception, match=r"ACCESS_REFUSED|access to topic"):
             rpc.rating.stats()
@@ -604,7 +607,9 @@ def seed_matter(code: str) -> dict[str, Any]:
     return matter
 
 
-def test_5_a_matter_published_while_the_village_is_offline_arrives_with_its_version(net):
+def test_5_a_matter_published_while_the_village_is_offline_arrives_with_its_version(
+    net: Network,
+) -> None:
     # 城乡居民基本养老保险参保登记: a 即办件 handled at county and town, proxy-handled (代办) at
     # villages.
     matter = seed_matter("2000021001421302001")
@@ -669,7 +674,7 @@ def test_5_a_matter_published_while_the_village_is_offline_arrives_with_its_vers
     assert not {"applicant", "id_number", "name", "phone"} & set(summary)
 
 
-def test_6_a_rectification_progressing_at_the_village_ends_newest_upstream(net):
+def test_6_a_rectification_progressing_at_the_village_ends_newest_upstream(net: Network) -> None:
     tag = "case"
     village, national = net[VILLAGE], net[NATIONAL]
     bad = evaluation(

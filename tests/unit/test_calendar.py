@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import chinese_calendar
 import pytest
 from nameko.exceptions import deserialize, serialize
 
+from services.common import remote  # noqa: F401  (typed remote errors)
 from services.common.calendar import (
     ScheduleMissing,
     WorkingCalendar,
@@ -30,6 +32,7 @@ from services.common.errors import InvalidInput
 
 pytestmark = pytest.mark.unit
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "calendar" / "override.example.yaml"
 
 # Fictional 2027 for tests: 1-1 (Fri) and 1-4 (Mon) off, 1-9 (Sat) worked.
@@ -135,7 +138,7 @@ def test_is_working_day(cal: WorkingCalendar) -> None:
     assert not cal.is_working_day(date(2026, 9, 25))  # 中秋 Friday
     assert not cal.is_working_day(date(2026, 3, 7))  # ordinary Saturday
     assert cal.is_working_day(date(2026, 3, 9))  # ordinary Monday
-    assert cal.is_working_day(datetime(2026, 2, 14, 16, 30))  # a datetime is its date
+    assert cal.is_working_day(datetime(2026, 2, 14, 16, 30, tzinfo=SHANGHAI))  # its date
 
 
 def test_n_zero_returns_start(cal: WorkingCalendar) -> None:
@@ -149,7 +152,7 @@ def test_negative_n_is_refused(cal: WorkingCalendar) -> None:
 
 
 def test_returns_date_for_datetime_start(cal: WorkingCalendar) -> None:
-    result = cal.add_working_days(datetime(2026, 2, 13, 17, 59), 1)
+    result = cal.add_working_days(datetime(2026, 2, 13, 17, 59, tzinfo=SHANGHAI), 1)
     assert result == date(2026, 2, 14)
     assert type(result) is date
 
@@ -441,7 +444,7 @@ def test_working_days_between(cal: WorkingCalendar, start: date, end: date, expe
 
 def test_between_inverts_add(cal: WorkingCalendar) -> None:
     for start in (date(2025, 1, 24), date(2026, 2, 13), date(2026, 9, 18), date(2026, 2, 17)):
-        for n in range(0, 60):
+        for n in range(60):
             assert cal.working_days_between(start, cal.add_working_days(start, n)) == n
 
 

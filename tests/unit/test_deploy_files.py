@@ -8,16 +8,23 @@ import configparser
 import json
 import re
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from services.common.config import load_site_config
-from services.hallctl import ops_render, ops_site
-from services.hallctl.ops_definitions import RPC_EXCHANGE, SYNC_ROUTING_KEYS
-from services.hallctl.rabbit import RPC_PLUMBING
-from services.hallctl.topology import DEMO_SITES, SERVICES, Layout
+from services.common.uplink import RPC_EXCHANGE
+from services.hallctl import configfile
+from services.hallctl.broker import (
+    SYNC_ROUTING_KEYS,
+    child_permission,
+    child_topic_permission,
+)
+from services.hallctl.topology import DEMO_SITES, SERVICES, DemoSite, Layout
+from tools.deploy_render import common, render
 
 pytestmark = pytest.mark.unit
 
@@ -26,35 +33,37 @@ DEPLOY = ROOT / "deploy"
 TIERS = ("county", "town", "village")
 
 
-def load(path: Path):
+def load(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def load_all(path: Path):
+def load_all(path: Path) -> list[Any]:
     return list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
 
 
-def test_generated_files_are_up_to_date_with_the_code():
-    stale = ops_render.differences(ROOT, ops_render.render_all())
-    assert stale == [], "run: python -m services.hallctl.ops_render"
+def test_generated_files_are_up_to_date_with_the_code() -> None:
+    stale = render.differences(ROOT, render.render_all())
+    assert stale == [], "run: python -m tools.deploy_render"
 
 
 # --- images ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_is_multi_stage_non_root_with_health_check_and_no_backdoor(service):
+def test_dockerfile_is_multi_stage_non_root_with_health_check_and_no_backdoor(service: str) -> None:
     text = (DEPLOY / "docker" / f"{service}.Dockerfile").read_text()
-    stages = re.findall(r"^FROM \S+ AS (\w+)", text, re.M)
+    stages = re.findall(r"^FROM \S+ AS (\w+)", text, re.MULTILINE)
     assert stages == ["build", "runtime"]
     assert "COPY pyproject.toml" in text
     assert "pip wheel" in text
-    assert re.search(r"^USER 10001", text, re.M)
+    assert re.search(r"^USER 10001", text, re.MULTILINE)
     assert "useradd" in text
     assert "backdoor" not in text.replace("No --backdoor-port", "")
     (health,) = re.findall(r"HEALTHCHECK .*\n\s*CMD (.*)", text)
     assert "/health" in health
-    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))
+    cmd_line = re.search(r"^CMD (\[.*\])$", text, re.MULTILINE)
+    assert cmd_line is not None
+    cmd = json.loads(cmd_line.group(1))
     assert cmd == [
         "nameko",
         "run",
@@ -85,38 +94,40 @@ SITE_ENV = {
 }
 
 
-def section_loads(service: str, config: dict) -> None:
+def section_loads(service: str, config: Mapping[str, Any]) -> None:
     """The service's own loader accepts its section as the container config produces it."""
     section = config.get(service.upper()) or {}
     if service == "sync":
-        from services.sync.schemas import load_settings
+        from services.sync.settings import SyncSettings
 
-        settings = load_settings(section)
+        settings = SyncSettings.from_section(section)
         assert settings.key == "k" * 32
         assert settings.children == {}
     elif service == "rating":
-        from services.rating.domain import parse_rules
+        from services.common.site import Tier
+        from services.rating.settings import RatingSettings
 
-        assert parse_rules(section).privacy_salt == "r" * 32
+        assert RatingSettings.from_section(section, Tier.VILLAGE).privacy_salt == "r" * 32
     elif service == "matters":
         from services.common.site import Tier
-        from services.matters.settings import Settings
+        from services.matters.settings import MattersSettings
 
-        assert Settings.from_section(section, Tier.VILLAGE).privacy_salt == "m" * 32
+        assert MattersSettings.from_section(section, Tier.VILLAGE).privacy_salt == "m" * 32
     else:
-        from services.queue.app import split_section
+        from services.queue.settings import QueueSettings
 
-        _, operations = split_section(section)
-        assert operations.privacy_salt == ""
+        assert QueueSettings.from_section(section).privacy_salt == ""
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_container_config_reads_every_value_from_the_environment(service, monkeypatch):
+def test_container_config_reads_every_value_from_the_environment(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name, value in SITE_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("STORE_URI", raising=False)
     monkeypatch.delenv("WEB_SERVER_ADDRESS", raising=False)
-    config = ops_site.load_config(DEPLOY / "config" / f"{service}.yaml")
+    config = configfile.load_config(DEPLOY / "config" / f"{service}.yaml")
     site = load_site_config(config, service)
     assert site.identity.code == "421302101201"  # kept as text, leading digits intact
     assert site.identity.upstream == "421302101"
@@ -129,7 +140,7 @@ def test_container_config_reads_every_value_from_the_environment(service, monkey
         overlay = load(DEPLOY / "k8s" / "overlays" / tier / "kustomization.yaml")
         literals = {x.split("=")[0] for x in overlay["configMapGenerator"][0]["literals"]}
         example = (DEPLOY / "k8s" / "overlays" / tier / "secrets.env.example").read_text()
-        secret = set(re.findall(r"^(\w+)=", example, re.M))
+        secret = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
         missing = names - literals - secret - {"WEB_SERVER_ADDRESS", "CALENDAR_OVERRIDE"}
         assert not missing, (tier, missing)
 
@@ -137,8 +148,8 @@ def test_container_config_reads_every_value_from_the_environment(service, monkey
 # --- compose ----------------------------------------------------------------------------------
 
 
-def _assert_service_entry(entry: dict, service: str) -> None:
-    assert entry["image"].endswith(f"/hall-{service}:${{HALL_VERSION:-{ops_render.VERSION}}}")
+def _assert_service_entry(entry: Mapping[str, Any], service: str) -> None:
+    assert entry["image"].endswith(f"/hall-{service}:${{HALL_VERSION:-{common.VERSION}}}")
     assert entry["build"]["dockerfile"] == f"deploy/docker/{service}.Dockerfile"
     assert (ROOT / entry["build"]["dockerfile"]).exists()
     assert int(entry["stop_grace_period"].rstrip("s")) >= 30
@@ -147,7 +158,7 @@ def _assert_service_entry(entry: dict, service: str) -> None:
     assert entry["depends_on"]
 
 
-def test_compose_site_has_each_service_as_its_own_compose_service():
+def test_compose_site_has_each_service_as_its_own_compose_service() -> None:
     doc = load(DEPLOY / "compose" / "site.yml")
     assert set(doc["services"]) == {"rabbitmq", *SERVICES, "prometheus", "grafana"}
     for service in SERVICES:
@@ -167,7 +178,7 @@ def test_compose_site_has_each_service_as_its_own_compose_service():
         assert (DEPLOY / "compose" / source).resolve().is_dir(), source
 
 
-def test_compose_variants_county_mongodb_and_village_sqlite():
+def test_compose_variants_county_mongodb_and_village_sqlite() -> None:
     county = load(DEPLOY / "compose" / "county.yml")["services"]
     assert "mongodb" in county
     village = load(DEPLOY / "compose" / "village.yml")["services"]
@@ -178,7 +189,7 @@ def test_compose_variants_county_mongodb_and_village_sqlite():
         assert village[service]["volumes"] == [f"{service}-data:/var/lib/hall/data"]
 
 
-def test_compose_three_tier_has_a_broker_per_site_and_demo_ports():
+def test_compose_three_tier_has_a_broker_per_site_and_demo_ports() -> None:
     doc = load(DEPLOY / "compose" / "three-tier.yml")
     layout = Layout(Path("/"))
     for site in DEMO_SITES:
@@ -197,7 +208,7 @@ def test_compose_three_tier_has_a_broker_per_site_and_demo_ports():
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_k8s_base_deployment_has_probes_limits_grace_config_and_secret(service):
+def test_k8s_base_deployment_has_probes_limits_grace_config_and_secret(service: str) -> None:
     base = DEPLOY / "k8s" / "base" / service
     kustomization = load(base / "kustomization.yaml")
     assert set(kustomization["resources"]) == {"deployment.yaml", "service.yaml"}
@@ -220,7 +231,7 @@ def test_k8s_base_deployment_has_probes_limits_grace_config_and_secret(service):
     assert pod["terminationGracePeriodSeconds"] >= 30
     assert pod["securityContext"]["runAsNonRoot"] is True
     (container,) = pod["containers"]
-    assert container["image"] == f"hall/hall-{service}:{ops_render.VERSION}"
+    assert container["image"] == f"hall/hall-{service}:{common.VERSION}"
     assert container["args"][-1] == f"services.{service}.service"
     assert "--backdoor-port" not in container["args"]
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
@@ -241,7 +252,7 @@ def test_k8s_base_deployment_has_probes_limits_grace_config_and_secret(service):
 
 
 @pytest.mark.parametrize("tier", TIERS)
-def test_k8s_overlay_per_tier_names_the_site_and_its_storage(tier):
+def test_k8s_overlay_per_tier_names_the_site_and_its_storage(tier: str) -> None:
     overlay_dir = DEPLOY / "k8s" / "overlays" / tier
     overlay = load(overlay_dir / "kustomization.yaml")
     site = next(s for s in DEMO_SITES if s.tier == tier)
@@ -261,7 +272,7 @@ def test_k8s_overlay_per_tier_names_the_site_and_its_storage(tier):
     assert images == {f"hall/hall-{s}" for s in SERVICES}
     if tier == "county":
         replicas = {p["target"]["name"]: yaml.safe_load(p["patch"]) for p in overlay["patches"]}
-        assert "hall-sync" not in replicas  # one sync per site
+        assert set(replicas) == {f"hall-{s}" for s in common.REPLICA_SAFE}
         assert all(p[0]["value"] >= 2 for p in replicas.values())
         return
     claims = {d["metadata"]["name"] for d in load_all(overlay_dir / "pvc.yaml")}
@@ -273,24 +284,69 @@ def test_k8s_overlay_per_tier_names_the_site_and_its_storage(tier):
     assert len(overlay["patches"]) == len(SERVICES)
 
 
+def scaled_in_overlay(overlay_dir: Path) -> dict[str, int]:
+    """Deployment name → replicas, for every patch of the overlay that sets replicas."""
+    overlay = load(overlay_dir / "kustomization.yaml")
+    found: dict[str, int] = {}
+    for patch in overlay.get("patches", []):
+        ops = (
+            yaml.safe_load(patch["patch"])
+            if "patch" in patch
+            else load(overlay_dir / patch["path"])
+        )
+        for op in ops if isinstance(ops, list) else []:
+            if op.get("path") == "/spec/replicas":
+                found[patch["target"]["name"]] = op["value"]
+        if isinstance(ops, dict) and "replicas" in ops.get("spec", {}):  # strategic merge
+            found[ops["metadata"]["name"]] = ops["spec"]["replicas"]
+    return found
+
+
+def test_only_services_proven_replica_safe_run_more_than_one_process() -> None:
+    """tests/system/test_replicas.py proves a service exact with two processes on one store;
+    no overlay or compose file scales a service that test does not prove
+    (common.REPLICA_SAFE)."""
+    allowed = {f"hall-{s}" for s in common.REPLICA_SAFE}
+    assert set(common.REPLICA_SAFE) <= set(SERVICES)
+    for service in SERVICES:
+        assert load(DEPLOY / "k8s" / "base" / service / "deployment.yaml")["spec"]["replicas"] == 1
+    overlays = sorted((DEPLOY / "k8s" / "overlays").iterdir())
+    assert [o.name for o in overlays] == sorted(TIERS)
+    for overlay_dir in overlays:
+        scaled = {name for name, n in scaled_in_overlay(overlay_dir).items() if n > 1}
+        assert scaled <= allowed, f"{overlay_dir.name} scales {sorted(scaled - allowed)}"
+    for path in sorted((DEPLOY / "compose").rglob("*.yml")):
+        for name, svc in (load(path).get("services") or {}).items():
+            count = max(svc.get("scale", 1), (svc.get("deploy") or {}).get("replicas", 1))
+            assert count == 1 or f"hall-{name}" in allowed, f"{path.name} scales {name}"
+
+
 # --- systemd ----------------------------------------------------------------------------------
 
 
+class UnitParser(configparser.ConfigParser):
+    """A systemd unit's sections: keys are case-sensitive, as systemd reads them."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def unit(path: Path) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None, strict=True)
-    parser.optionxform = str  # systemd keys are case-sensitive
+    parser = UnitParser(interpolation=None, strict=True)
     parser.read_string(path.read_text())
     return parser
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_systemd_unit_per_service(service):
+def test_systemd_unit_per_service(service: str) -> None:
     u = unit(DEPLOY / "systemd" / f"hall-{service}.service")
     s = u["Service"]
     assert s["Restart"] == "on-failure"
     assert s["User"] == "hall"
     assert int(s["TimeoutStopSec"]) >= 30
     assert s["KillSignal"] == "SIGTERM"
+    assert int(s["LimitNOFILE"]) >= 65536  # open board streams must not exhaust the files
+    assert s["UMask"] == "0077"  # stores hold personal data
     exec_start = " ".join(s["ExecStart"].replace("\\\n", " ").split())
     assert exec_start.endswith(
         f"--config /var/lib/hall/${{HALL_SITE}}/config/{service}.yaml services.{service}.service"
@@ -301,7 +357,7 @@ def test_systemd_unit_per_service(service):
     assert u["Install"]["WantedBy"] == "hall.target"
 
 
-def test_systemd_target_groups_the_four_units_and_install_script_is_sound():
+def test_systemd_target_groups_the_four_units_and_install_script_is_sound() -> None:
     target = unit(DEPLOY / "systemd" / "hall.target")
     assert set(target["Unit"]["Wants"].split()) == {f"hall-{s}.service" for s in SERVICES}
     script = DEPLOY / "systemd" / "install.sh"
@@ -312,14 +368,14 @@ def test_systemd_target_groups_the_four_units_and_install_script_is_sound():
     assert "import_definitions" in text
     assert "systemctl enable hall.target" in text
     assert "args=(site-init" in text
-    assert '-m services.hallctl.ops_cli "${args[@]}"' in text
+    assert '-m services.hallctl.cli "${args[@]}"' in text
 
 
 # --- RabbitMQ definitions ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("site", DEMO_SITES, ids=lambda s: s.code)
-def test_rabbitmq_definitions_per_site(site):
+def test_rabbitmq_definitions_per_site(site: DemoSite) -> None:
     doc = json.loads((DEPLOY / "rabbitmq" / f"{site.code}.json").read_text())
     assert "guest" not in json.dumps(doc)
     assert doc["vhosts"][0]["name"] == f"hall-{site.code}"
@@ -336,10 +392,16 @@ def test_rabbitmq_definitions_per_site(site):
     assert len(doc["topic_permissions"]) == len(children)
     for child in children:
         user = f"hall-site-{child.code}"
-        assert perms[user]["write"] == RPC_PLUMBING
+        vhost = f"hall-{site.code}"
+        assert perms[user] == child_permission(user, vhost, child.code)
         topic = next(t for t in doc["topic_permissions"] if t["user"] == user)
+        assert topic == child_topic_permission(user, vhost, child.code)
         assert topic["exchange"] == RPC_EXCHANGE
-        assert topic["write"] == SYNC_ROUTING_KEYS == r"^sync\..*"
+        assert topic["write"] == SYNC_ROUTING_KEYS
+        assert SYNC_ROUTING_KEYS == (
+            r"^sync\.(ingest|verify_key|reconcile_counts|catalog_changes|site_info)$"
+        )
+        assert topic["read"].startswith(f"^uplink-{child.code}-")
     quorum = doc["vhosts"][0]["metadata"].get("default_queue_type") == "quorum"
     assert quorum is (site.tier == "county")
     assert bool(doc["policies"]) is quorum
@@ -351,7 +413,7 @@ def test_rabbitmq_definitions_per_site(site):
 def service_metric_names() -> set[str]:
     names: set[str] = set()
     for path in (ROOT / "services").rglob("*.py"):
-        if "hallctl" in path.parts:
+        if "hallctl" in path.relative_to(ROOT).parts:  # not the checkout's own path
             continue
         names |= set(re.findall(r"\"(hall_[a-z0-9_]+)\"", path.read_text(encoding="utf-8")))
     return names
@@ -365,10 +427,10 @@ def referenced_metrics(expr: str) -> set[str]:
 def runbook_anchors() -> set[str]:
     """GitHub's anchors of docs/operations.md's headings that are alert names."""
     text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
-    return {h.lower() for h in re.findall(r"^#{2,4} (Hall\w+)\s*$", text, re.M)}
+    return {h.lower() for h in re.findall(r"^#{2,4} (Hall\w+)\s*$", text, re.MULTILINE)}
 
 
-def test_demo_scrape_config_covers_every_service_of_every_site():
+def test_demo_scrape_config_covers_every_service_of_every_site() -> None:
     doc = load(DEPLOY / "prometheus" / "prometheus.yml")
     (job,) = doc["scrape_configs"]
     assert job["honor_labels"] is True
@@ -385,7 +447,7 @@ def test_demo_scrape_config_covers_every_service_of_every_site():
     assert [g["targets"] for g in compose["static_configs"]] == [[f"{s}:8000"] for s in SERVICES]
 
 
-def test_alert_rules_cover_the_issue_and_use_metrics_the_services_export():
+def test_alert_rules_cover_the_issue_and_use_metrics_the_services_export() -> None:
     rules = [
         r for g in load(DEPLOY / "prometheus" / "rules" / "hall.yml")["groups"] for r in g["rules"]
     ]
@@ -417,7 +479,7 @@ def test_alert_rules_cover_the_issue_and_use_metrics_the_services_export():
     assert fired == set(alerts)
 
 
-def test_grafana_provisioning_and_dashboards_query_exported_metrics():
+def test_grafana_provisioning_and_dashboards_query_exported_metrics() -> None:
     datasource = load(DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
     uid = datasource["datasources"][0]["uid"]
     provider = load(DEPLOY / "grafana" / "provisioning" / "dashboards" / "hall.yml")

@@ -7,17 +7,21 @@ and ``hallctl check`` words a refused sync key."""
 from __future__ import annotations
 
 import json
+import logging
+import logging.config
 import os
 import sqlite3
 import stat
 import subprocess
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 import yaml
 
-from services.hallctl import ops_backup, ops_cli, ops_site
-from services.hallctl.ops_village import load_site_options
+from services.hallctl import checks, cli, configfile, sitedir
+from services.hallctl.commands import backup
+from services.hallctl.siteplan import load_site_options
 
 pytestmark = pytest.mark.unit
 
@@ -29,20 +33,22 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def hallctl(capsys, *argv: str) -> tuple[int, str]:
-    code = ops_cli.main(list(argv))
+def hallctl(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = cli.main(list(argv))
     return code, capsys.readouterr().out
 
 
 def configs(data: Path, code: str) -> dict[str, str]:
-    site = ops_site.SiteDir(data, code)
+    site = sitedir.SiteDir(data, code)
     return {s: site.config_path(s).read_text() for s in site.services()}
 
 
 # --- site-init remembers its options ------------------------------------------------------
 
 
-def test_site_init_reuses_remembered_options_and_reports_overrides(tmp_path, capsys):
+def test_site_init_reuses_remembered_options_and_reports_overrides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = str(tmp_path)
     first = [
         *("site-init", "--data-dir", data, "--code", TOWN, "--name", "第一街道便民服务中心"),
@@ -75,21 +81,25 @@ def test_site_init_reuses_remembered_options_and_reports_overrides(tmp_path, cap
     )
     assert code == 0, out
     assert "按本次参数更改 --bind：0.0.0.0 → 127.0.0.1" in out
-    queue = ops_site.load_config(ops_site.SiteDir(tmp_path, TOWN).config_path("queue"))
+    queue = configfile.load_config(sitedir.SiteDir(tmp_path, TOWN).config_path("queue"))
     assert queue["WEB_SERVER_ADDRESS"] == "127.0.0.1:8201"
     assert queue["AMQP_URI"].endswith("/x-421302101")
     assert queue["STORE_URI"].startswith("mongodb://hall:dbsecret@")
-    assert load_site_options(ops_site.SiteDir(tmp_path, TOWN))["bind"] == "127.0.0.1"
+    options = load_site_options(sitedir.SiteDir(tmp_path, TOWN))
+    assert options is not None
+    assert options["bind"] == "127.0.0.1"
 
     # --store '' goes back to the default SQLite files
     code, out = hallctl(capsys, "site-init", "--data-dir", data, "--code", TOWN, "--store", "")
     assert code == 0, out
     assert "按本次参数更改 --store：mongodb://hall:***@db.example/hall_421302101 → （默认）" in out
-    queue = ops_site.load_config(ops_site.SiteDir(tmp_path, TOWN).config_path("queue"))
+    queue = configfile.load_config(sitedir.SiteDir(tmp_path, TOWN).config_path("queue"))
     assert queue["STORE_URI"] == f"sqlite:///{tmp_path / TOWN / 'data'}"
 
 
-def test_site_init_needs_a_name_the_first_time_only(tmp_path, capsys):
+def test_site_init_needs_a_name_the_first_time_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out = hallctl(capsys, "site-init", "--data-dir", str(tmp_path), "--code", COUNTY)
     assert code == 1
     assert "第一次初始化" in out
@@ -97,15 +107,19 @@ def test_site_init_needs_a_name_the_first_time_only(tmp_path, capsys):
     assert not (tmp_path / COUNTY).exists()
 
 
-def test_registered_children_stay_in_the_definitions_until_removed(tmp_path, capsys):
+def test_registered_children_stay_in_the_definitions_until_removed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = str(tmp_path)
     init = ("site-init", "--data-dir", data, "--code", TOWN)
     hallctl(capsys, *init, "--name", "镇", "--upstream", COUNTY, "--upstream-broker", "c:5672")
     code, out = hallctl(capsys, "add-village", "--data-dir", data, "--code", VILLAGE)
     assert code == 0, out
-    assert load_site_options(ops_site.SiteDir(tmp_path, TOWN))["children"] == [VILLAGE]
+    options = load_site_options(sitedir.SiteDir(tmp_path, TOWN))
+    assert options is not None
+    assert options["children"] == [VILLAGE]
 
-    def users():
+    def users() -> set[str]:
         doc = json.loads((tmp_path / TOWN / "rabbitmq" / "definitions.json").read_text())
         return {u["name"] for u in doc["users"]}
 
@@ -118,14 +132,16 @@ def test_registered_children_stay_in_the_definitions_until_removed(tmp_path, cap
     assert code == 0, out
     assert f"撤销下级站点：{VILLAGE}" in out
     assert users() == {f"hall-site-{TOWN}"}
-    sync = ops_site.load_config(ops_site.SiteDir(tmp_path, TOWN).config_path("sync"))["SYNC"]
+    sync = configfile.load_config(sitedir.SiteDir(tmp_path, TOWN).config_path("sync"))["SYNC"]
     assert VILLAGE not in (sync.get("children") or {})
 
 
 # --- add-village / add-town register the child only ---------------------------------------
 
 
-def test_add_village_registers_the_child_without_writing_its_site_here(tmp_path, capsys):
+def test_add_village_registers_the_child_without_writing_its_site_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = str(tmp_path)
     hallctl(
         capsys,
@@ -142,7 +158,7 @@ def test_add_village_registers_the_child_without_writing_its_site_here(tmp_path,
     part = json.loads((tmp_path / TOWN / "rabbitmq" / f"child-{VILLAGE}.json").read_text())
     assert [u["name"] for u in part["users"]] == [f"x-site-{VILLAGE}"]  # the town's prefix
     key = (tmp_path / "secrets" / f"{VILLAGE}.sync-key").read_text().strip()
-    town_sync = ops_site.load_config(ops_site.SiteDir(tmp_path, TOWN).config_path("sync"))
+    town_sync = configfile.load_config(sitedir.SiteDir(tmp_path, TOWN).config_path("sync"))
     assert town_sync["SYNC"]["children"] == {VILLAGE: [key]}
     assert "已忽略 --bind" in out
     assert f"本机未生成 {VILLAGE} 的站点目录" in out
@@ -155,7 +171,7 @@ def test_add_village_registers_the_child_without_writing_its_site_here(tmp_path,
         *("--upstream-broker", "127.0.0.1:5672", "--base-port", "8300"),
     )
     assert code == 0, out
-    sync = ops_site.load_config(ops_site.SiteDir(tmp_path, VILLAGE).config_path("sync"))
+    sync = configfile.load_config(sitedir.SiteDir(tmp_path, VILLAGE).config_path("sync"))
     assert sync["SYNC"]["key"] == key  # the same key the town registered
     assert sync["WEB_SERVER_ADDRESS"] == "127.0.0.1:8303"
 
@@ -163,7 +179,7 @@ def test_add_village_registers_the_child_without_writing_its_site_here(tmp_path,
 # --- rotate-key delivers the new key --------------------------------------------------------
 
 
-def _town_with_village(tmp_path, capsys, local):
+def _town_with_village(tmp_path: Path, capsys: pytest.CaptureFixture[str], local: bool) -> None:
     data = str(tmp_path)
     hallctl(
         capsys,
@@ -174,7 +190,9 @@ def _town_with_village(tmp_path, capsys, local):
     assert hallctl(capsys, "add-village", "--data-dir", data, "--code", VILLAGE, *extra)[0] == 0
 
 
-def test_rotate_key_prints_where_the_key_goes_when_the_child_is_elsewhere(tmp_path, capsys):
+def test_rotate_key_prints_where_the_key_goes_when_the_child_is_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _town_with_village(tmp_path, capsys, local=False)
     old = (tmp_path / "secrets" / f"{VILLAGE}.sync-key").read_text().strip()
     code, out = hallctl(
@@ -191,12 +209,14 @@ def test_rotate_key_prints_where_the_key_goes_when_the_child_is_elsewhere(tmp_pa
     assert f"hallctl site-init --data-dir /var/lib/hall --code {VILLAGE}" in out
     assert f"hallctl rotate-key finish --data-dir {tmp_path} --child {VILLAGE}" in out
     new = new_file.read_text().strip()
-    town_sync = ops_site.load_config(ops_site.SiteDir(tmp_path, TOWN).config_path("sync"))
+    town_sync = configfile.load_config(sitedir.SiteDir(tmp_path, TOWN).config_path("sync"))
     assert town_sync["SYNC"]["children"][VILLAGE] == [old, new]
     assert not Path(destination).exists() or Path(destination).read_text().strip() != new
 
 
-def test_rotate_key_writes_the_key_into_a_child_site_reachable_here(tmp_path, capsys):
+def test_rotate_key_writes_the_key_into_a_child_site_reachable_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _town_with_village(tmp_path, capsys, local=False)
     # the village's own site directory, reachable from the town (e.g. the same PC, or mounted)
     village_data = tmp_path / "village-pc"
@@ -223,13 +243,13 @@ def test_rotate_key_writes_the_key_into_a_child_site_reachable_here(tmp_path, ca
     new = (tmp_path / "secrets" / f"{VILLAGE}.sync-key.new").read_text().strip()
     assert key_file.read_text().strip() == new
     assert mode(key_file) == 0o600
-    village_sync = ops_site.SiteDir(village_data, VILLAGE).config_path("sync")
-    assert ops_site.load_config(village_sync)["SYNC"]["key"] == new
+    village_sync = sitedir.SiteDir(village_data, VILLAGE).config_path("sync")
+    assert configfile.load_config(village_sync)["SYNC"]["key"] == new
     assert mode(village_sync) == 0o600
     assert f"已把新密钥交付给下级站点 {VILLAGE}：{key_file}" in out
     # a later site-init at the village keeps the new key (it reads secrets/<code>.sync-key)
     hallctl(capsys, "site-init", "--data-dir", str(village_data), "--code", VILLAGE)
-    assert ops_site.load_config(village_sync)["SYNC"]["key"] == new
+    assert configfile.load_config(village_sync)["SYNC"]["key"] == new
 
 
 # --- backups are owner-only ---------------------------------------------------------------
@@ -245,7 +265,9 @@ def _live_wal_database(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def test_backup_writes_consistent_copies_readable_by_the_owner_only(tmp_path, capsys):
+def test_backup_writes_consistent_copies_readable_by_the_owner_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "hall"
     assert (
         hallctl(
@@ -290,15 +312,15 @@ def test_backup_writes_consistent_copies_readable_by_the_owner_only(tmp_path, ca
     assert "已存在，不覆盖" in out
 
 
-def test_backup_finds_the_sqlite_file_of_each_store_uri():
-    assert ops_backup.sqlite_file("sqlite:////var/lib/hall/x/data", "rating") == Path(
+def test_backup_finds_the_sqlite_file_of_each_store_uri() -> None:
+    assert backup.sqlite_file("sqlite:////var/lib/hall/x/data", "rating") == Path(
         "/var/lib/hall/x/data/rating.db"
     )
-    assert ops_backup.sqlite_file("sqlite:////srv/site.db?synchronous=NORMAL", "queue") == Path(
+    assert backup.sqlite_file("sqlite:////srv/site.db?synchronous=NORMAL", "queue") == Path(
         "/srv/site.db"
     )
-    assert ops_backup.sqlite_file("sqlite:///rel/dir", "sync") == Path("rel/dir/sync.db")
-    assert ops_backup.sqlite_file("mongodb://db/hall", "sync") is None
+    assert backup.sqlite_file("sqlite:///rel/dir", "sync") == Path("rel/dir/sync.db")
+    assert backup.sqlite_file("mongodb://db/hall", "sync") is None
 
 
 # --- install.sh forwards only the options given ---------------------------------------------
@@ -322,7 +344,9 @@ def install_args(*argv: str, env_file: Path | None = None) -> list[str]:
     return done.stdout.splitlines()
 
 
-def test_install_sh_forwards_only_given_options_and_reuses_the_installed_code(tmp_path):
+def test_install_sh_forwards_only_given_options_and_reuses_the_installed_code(
+    tmp_path: Path,
+) -> None:
     assert install_args(
         "--code", VILLAGE, "--name", "一村", "--bind", "0.0.0.0", "--secrets", "/x"
     ) == [
@@ -344,40 +368,86 @@ def test_install_sh_forwards_only_given_options_and_reuses_the_installed_code(tm
 
 
 class FakeSync:
-    def __init__(self, answer):
+    """The parent's ``sync`` service as ``checks`` calls it: ``check_key()`` answers."""
+
+    def __init__(self, answer: Mapping[str, object]) -> None:
         self.answer = answer
 
-    def check_key(self):
+    def check_key(self) -> Mapping[str, object]:
         return self.answer
 
 
 class FakeCluster:
-    def __init__(self, answer):
+    def __init__(self, answer: Mapping[str, object]) -> None:
         self.sync = FakeSync(answer)
 
 
-def test_check_names_the_site_the_parent_and_the_cause_of_a_refused_key(tmp_path):
-    site = ops_site.SiteDir(tmp_path, VILLAGE)
+def test_check_names_the_site_the_parent_and_the_cause_of_a_refused_key(tmp_path: Path) -> None:
+    site = sitedir.SiteDir(tmp_path, VILLAGE)
     refused = {
         "ok": False,
         "reason": "forbidden",
         "error": f"上级站点 {TOWN} 拒绝了本站点 {VILLAGE} 的同步密钥：签名不一致",
     }
-    check = ops_site._key_check(site, TOWN, FakeCluster(refused))
+    check = checks._key_check(site, TOWN, FakeCluster(refused))
     assert not check.ok
     line = check.line()
     assert line.startswith("✗ sync")
     assert f"站点 {VILLAGE} 的同步密钥未通过上级站点 {TOWN} 的核验（forbidden）" in line
     assert f"核对 SYNC.children.{VILLAGE}" in line
-    rotating = ops_site._key_check(site, TOWN, FakeCluster({"ok": True, "key": "previous"}))
+    rotating = checks._key_check(site, TOWN, FakeCluster({"ok": True, "key": "previous"}))
     assert rotating.ok
     assert "仍在用旧密钥" in rotating.detail
     old = {"ok": True, "verified": False, "note": "上级站点的同步服务版本较旧"}
-    assert ops_site._key_check(site, TOWN, FakeCluster(old)).ok
+    assert checks._key_check(site, TOWN, FakeCluster(old)).ok
 
 
-def test_generated_configs_of_a_site_are_valid_yaml_and_owner_only(tmp_path, capsys):
+def test_generated_configs_of_a_site_are_valid_yaml_and_owner_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hallctl(capsys, "site-init", "--data-dir", str(tmp_path), "--code", COUNTY, "--name", "县")
     for path in (tmp_path / COUNTY / "config").iterdir():
         assert mode(path) == 0o600
         assert isinstance(yaml.safe_load(path.read_text().replace("!raw_env_var ", "")), dict)
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """dictConfig changes the process's logging: put it back for the other tests."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    loggers = dict(logging.Logger.manager.loggerDict)
+    disabled = {n: lg.disabled for n, lg in loggers.items() if isinstance(lg, logging.Logger)}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, was in disabled.items():
+        logging.getLogger(name).disabled = was
+
+
+@pytest.mark.parametrize("source", ["site-init", "container"])
+def test_generated_logging_keeps_nameko_loggers_that_exist_before_it(
+    source: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], logging_restored: None
+) -> None:
+    """Nameko creates its loggers before it applies LOGGING: an entrypoint's unexpected error
+    (logged by ``nameko.containers``) must still reach the log."""
+    if source == "site-init":
+        hallctl(capsys, "site-init", "--data-dir", str(tmp_path), "--code", COUNTY, "--name", "县")
+        path = sitedir.SiteDir(tmp_path, COUNTY).config_path("rating")
+    else:
+        path = ROOT / "deploy" / "config" / "rating.yaml"
+    text = path.read_text().replace("!raw_env_var ", "")  # the env references are not needed
+    nameko_logger = logging.getLogger("nameko.containers")  # exists before, as in nameko
+    logging.config.dictConfig(yaml.safe_load(text)["LOGGING"])
+    nameko_logger.error("unexpected error in entrypoint")
+    assert "ERROR nameko.containers unexpected error in entrypoint" in capsys.readouterr().err
+    try:
+        int("bad phone 138 1234 5678 for 42130219900101123X")
+    except ValueError:
+        nameko_logger.exception("error handling worker %s", "+8613912345678")
+    logged = capsys.readouterr().err
+    assert "Traceback" in logged
+    assert "139****5678" in logged
+    assert "138****5678" in logged
+    for personal in ("1234 5678", "13912345678", "0219900101"):
+        assert personal not in logged

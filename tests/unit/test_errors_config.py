@@ -3,8 +3,16 @@ import json
 import pytest
 from nameko.exceptions import deserialize, serialize
 
+from services.common import remote  # noqa: F401  (typed remote errors)
 from services.common.config import ConfigError, load_site_config, mask_uri
-from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, http_response
+from services.common.errors import (
+    Conflict,
+    Forbidden,
+    HallError,
+    InvalidInput,
+    NotFound,
+    http_response,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +33,7 @@ GOOD = {
         (Forbidden("无权操作"), 403),
     ],
 )
-def test_errors_round_trip_typed_and_map_to_http(error, status):
+def test_errors_round_trip_typed_and_map_to_http(error: HallError, status: int) -> None:
     back = deserialize(json.loads(json.dumps(serialize(error))))
     assert type(back) is type(error)
     assert back.message == error.message
@@ -40,7 +48,7 @@ def test_errors_round_trip_typed_and_map_to_http(error, status):
     assert "json" in headers["Content-Type"]
 
 
-def test_good_config_loads():
+def test_good_config_loads() -> None:
     config = load_site_config(GOOD, "rating")
     assert config.identity.code == "421302101"
     assert config.upstream_amqp_uri is not None
@@ -59,13 +67,13 @@ def test_good_config_loads():
         ({"RATING": "not a mapping"}, "RATING"),
     ],
 )
-def test_bad_config_names_the_key(change, key):
+def test_bad_config_names_the_key(change: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_site_config({**GOOD, **change}, "rating")
     assert key in caught.value.fields
     assert "\n" not in str(caught.value)
 
 
-def test_mask_uri_hides_password_only():
+def test_mask_uri_hides_password_only() -> None:
     assert mask_uri("pyamqp://user:s3cr3t@host:5672/v") == "pyamqp://user:***@host:5672/v"
     assert mask_uri("pyamqp://host/v") == "pyamqp://host/v"

@@ -2,21 +2,21 @@
 every application path, deadlines with suspension, overdue rules, privacy, the durable
 evaluation invitation (outbox + sweep after a crash), lists and gauges."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from services.common.calendar import WorkingCalendar
-from services.common.config import ConfigError, SiteConfig
+from services.common.clock import ManualClock
+from services.common.config import ConfigError
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
-from services.common.metrics import ServiceMetrics
-from services.common.runtime import SiteContext
-from services.common.site import parse_site_identity
-from services.common.store import open_store
+from services.common.privacy import resident_id_check
 from services.matters.app import MattersApp
-from services.matters.domain import resident_id_check
-from services.matters.settings import Settings
+from services.matters.settings import MattersSettings
+from tests.conftest import MakeContext
 
 pytestmark = pytest.mark.unit
 
@@ -27,15 +27,19 @@ PENSION = "2000021001421302001"  # 即办件; town handles, village proxy
 SUBSIDY = "0500051003421302001"  # 承诺件 10 days; town handles, village proxy
 
 
-class Clock:
-    def __init__(self, local: str) -> None:  # local time in Asia/Shanghai
-        self.now = datetime.fromisoformat(local).replace(tzinfo=UTC) - timedelta(hours=8)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+T = TypeVar("T")
 
-    def __call__(self) -> datetime:
-        return self.now
 
-    def set(self, local: str) -> None:
-        self.now = datetime.fromisoformat(local).replace(tzinfo=UTC) - timedelta(hours=8)
+def got(value: T | None) -> T:
+    """``value``, which the test expects to exist."""
+    assert value is not None
+    return value
+
+
+def at(clock: ManualClock, local: str) -> None:
+    """Move the clock to ``local`` time in Asia/Shanghai."""
+    clock.set(datetime.fromisoformat(local).replace(tzinfo=SHANGHAI))
 
 
 def resident_id(seventeen: str) -> str:
@@ -45,30 +49,36 @@ def resident_id(seventeen: str) -> str:
 PERSON_ID = resident_id("42130219900101123")
 
 
-@pytest.fixture
-def make(tmp_path):
-    stores = []
+class Make(Protocol):
+    def __call__(
+        self,
+        code: str = ...,
+        tier: str = ...,
+        calendar: WorkingCalendar | None = ...,
+        **section: Any,
+    ) -> MattersApp: ...
 
-    def build(code="421302", tier="county", clock=None, calendar=None, **section):
-        identity = parse_site_identity(code, tier, f"站点{code}", None)
-        uri = f"sqlite:///{tmp_path / code}"
-        config = SiteConfig(identity, "pyamqp://x@localhost/", uri, None, None, section)
-        store = open_store(uri, "matters")
-        stores.append(store)
-        metrics = ServiceMetrics("matters", code, tier, store.kind)
-        ctx = SiteContext("matters", config, store, calendar or WorkingCalendar(), metrics)
-        app = MattersApp(
-            ctx, Settings.from_section(section, identity.tier), clock or Clock("2025-09-01T09:00")
-        )
+
+@pytest.fixture
+def make(make_context: MakeContext, clock: ManualClock) -> Make:
+    """A started ``MattersApp`` on a real SQLite store; the clock at 2025-09-01 09:00."""
+    at(clock, "2025-09-01T09:00")
+
+    def build(
+        code: str = "421302",
+        tier: str = "county",
+        calendar: WorkingCalendar | None = None,
+        **section: Any,
+    ) -> MattersApp:
+        ctx = make_context("matters", code=code, tier=tier, section=section, calendar=calendar)
+        app = MattersApp(ctx, MattersSettings.from_section(section, ctx.identity.tier), clock)
         app.start()
         return app
 
-    yield build
-    for store in stores:
-        store.close()
+    return build
 
 
-def person(**extra):
+def person(**extra: Any) -> dict[str, Any]:
     return {
         "kind": "person",
         "name": "张三丰",
@@ -78,9 +88,14 @@ def person(**extra):
     }
 
 
-def submit(app, code=TRANSFER, materials=None, **extra):
+def submit(
+    app: MattersApp,
+    code: str = TRANSFER,
+    materials: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> tuple[dict[str, Any], list[str]]:
     if materials is None:
-        current = app.repo.current(code)
+        current = got(app.repo.current(code))
         materials = [{"name": m["name"]} for m in current["materials"] if m["required"]]
     view, invited = app.submit(
         {
@@ -96,7 +111,7 @@ def submit(app, code=TRANSFER, materials=None, **extra):
     return view, invited
 
 
-def test_seed_catalog_published_once_at_a_catalog_source(make):
+def test_seed_catalog_published_once_at_a_catalog_source(make: Make) -> None:
     app = make(seed_catalog=SEED)
     result = app.search({"q": ""})
     assert result["total"] >= 30
@@ -107,12 +122,12 @@ def test_seed_catalog_published_once_at_a_catalog_source(make):
     assert app.repo.catalog.last_seq() == seq
 
 
-def test_packaged_seed_found_by_relative_path(make):
+def test_packaged_seed_found_by_relative_path(make: Make) -> None:
     app = make(seed_catalog="seed/catalog.yaml")
     assert app.get_matter(PENSION)["name"] == "城乡居民基本养老保险参保登记"
 
 
-def test_bad_seed_refuses_start_naming_the_entry(make, tmp_path):
+def test_bad_seed_refuses_start_naming_the_entry(make: Make, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         Path(SEED).read_text(encoding="utf-8").replace("年满 80 周岁", "年满 80 周岁等条件"),
@@ -125,25 +140,25 @@ def test_bad_seed_refuses_start_naming_the_entry(make, tmp_path):
     assert "“等”" in caught.value.message
 
 
-def test_settings_defaults_and_refusals():
+def test_settings_defaults_and_refusals() -> None:
     from services.common.site import Tier
 
-    assert Settings.from_section({}, Tier.COUNTY).catalog_source is True
-    assert Settings.from_section({}, Tier.TOWN).catalog_source is False
+    assert MattersSettings.from_section({}, Tier.COUNTY).catalog_source is True
+    assert MattersSettings.from_section({}, Tier.TOWN).catalog_source is False
     with pytest.raises(ConfigError) as caught:
-        Settings.from_section({"catalog_source": True}, Tier.VILLAGE)
+        MattersSettings.from_section({"catalog_source": True}, Tier.VILLAGE)
     assert "MATTERS.catalog_source" in caught.value.fields
     with pytest.raises(ConfigError):
-        Settings.from_section({"due_soon_working_days": "two"}, Tier.COUNTY)
+        MattersSettings.from_section({"due_soon_working_days": "two"}, Tier.COUNTY)
     with pytest.raises(ConfigError):
-        Settings.from_section({"timezone": "Mars/Olympus"}, Tier.COUNTY)
+        MattersSettings.from_section({"timezone": "Mars/Olympus"}, Tier.COUNTY)
     with pytest.raises(ConfigError):
-        Settings.from_section({"due_soon": 2}, Tier.COUNTY)
+        MattersSettings.from_section({"due_soon": 2}, Tier.COUNTY)
 
 
-def test_draft_approve_publish_versions_and_retire(make):
+def test_draft_approve_publish_versions_and_retire(make: Make) -> None:
     app = make(seed_catalog=SEED)
-    original = app.repo.version(TRANSFER, 1)["matter"]
+    original = got(app.repo.version(TRANSFER, 1))["matter"]
     changed = {**original, "promised_limit_days": 2}
     draft = app.save_draft(changed)
     assert draft["state"] == "draft"
@@ -170,9 +185,9 @@ def test_draft_approve_publish_versions_and_retire(make):
     ]  # fmt: skip
 
 
-def test_invalid_matter_and_errors(make):
+def test_invalid_matter_and_errors(make: Make) -> None:
     app = make(seed_catalog=SEED)
-    bad = {**app.repo.version(TRANSFER, 1)["matter"], "promised_limit_days": 45}
+    bad = {**got(app.repo.version(TRANSFER, 1))["matter"], "promised_limit_days": 45}
     with pytest.raises(InvalidInput) as caught:
         app.save_draft(bad)
     assert "promised_limit_days" in caught.value.fields
@@ -184,16 +199,18 @@ def test_invalid_matter_and_errors(make):
         app.approve_change(TRANSFER, " ")
 
 
-def test_unpublished_approved_change_is_flagged_after_one_working_day(make):
-    clock = Clock("2025-09-30T10:00")  # Tuesday before National Day
-    app = make(seed_catalog=SEED, clock=clock)
-    app.save_draft({**app.repo.version(TRANSFER, 1)["matter"], "visits": 2})
+def test_unpublished_approved_change_is_flagged_after_one_working_day(
+    make: Make, clock: ManualClock
+) -> None:
+    at(clock, "2025-09-30T10:00")  # Tuesday before National Day
+    app = make(seed_catalog=SEED)
+    app.save_draft({**got(app.repo.version(TRANSFER, 1))["matter"], "visits": 2})
     app.approve_change(TRANSFER, "李四")
     [change] = app.unpublished_changes()
     assert (change["publish_due"], change["overdue"]) == ("2025-10-09", False)
-    clock.set("2025-10-09T16:00")
+    at(clock, "2025-10-09T16:00")
     assert app.unpublished_changes()[0]["overdue"] is False
-    clock.set("2025-10-10T09:00")
+    at(clock, "2025-10-10T09:00")
     assert app.unpublished_changes()[0]["overdue"] is True
     app.refresh_gauges()
     assert _gauge(app, "hall_matter_changes_unpublished_overdue") == 1
@@ -203,18 +220,18 @@ def test_unpublished_approved_change_is_flagged_after_one_working_day(make):
     assert _gauge(app, "hall_matter_changes_unpublished_overdue") == 0
 
 
-def _gauge(app, name, **labels):
-    return app.ctx.metrics.registry.get_sample_value(
+def _gauge(app: MattersApp, name: str, **labels: str) -> float | None:
+    return app.context.metrics.registry.get_sample_value(
         name, {"service": "matters", "site": app.identity.code, **labels}
     )
 
 
-def test_lower_tier_replicates_catalog_and_sets_availability(make):
+def test_lower_tier_replicates_catalog_and_sets_availability(make: Make) -> None:
     county = make(seed_catalog=SEED)
     town = make("421302101", "town")
     village = make("421302101201", "village")
     with pytest.raises(Forbidden):
-        town.save_draft(county.repo.version(TRANSFER, 1)["matter"])
+        town.save_draft(got(county.repo.version(TRANSFER, 1))["matter"])
     with pytest.raises(Forbidden):
         town.publish(TRANSFER)
     page = county.catalog_changes(0, 500)
@@ -230,7 +247,7 @@ def test_lower_tier_replicates_catalog_and_sets_availability(make):
     assert village.search({"q": "", "availability": "proxy_only"})["total"] >= 5
     # a village decides not to proxy this one; a new version keeps that choice
     village.set_local_availability(SUBSIDY, "not_offered")
-    original = county.repo.version(SUBSIDY, 1)["matter"]
+    original = got(county.repo.version(SUBSIDY, 1))["matter"]
     county.save_draft({**original, "promised_limit_days": 8})
     county.approve_change(SUBSIDY, "李四")
     county.publish(SUBSIDY)
@@ -250,7 +267,7 @@ def test_lower_tier_replicates_catalog_and_sets_availability(make):
         village.set_local_availability(PENSION, "maybe")
 
 
-def test_accept_review_approve_complete_deliver_with_one_invitation(make):
+def test_accept_review_approve_complete_deliver_with_one_invitation(make: Make) -> None:
     app = make(seed_catalog=SEED)
     view, invited = submit(app)
     assert view["state"] == "accepted"
@@ -270,7 +287,7 @@ def test_accept_review_approve_complete_deliver_with_one_invitation(make):
     assert done["state"] == "completed"
     assert done["overdue"] is False
     assert invited == [f"application:{app_id}"]
-    invitation = app.repo.invitations.get(invited[0])
+    invitation = got(app.repo.invitations.get(invited[0]))
     assert invitation["service_ref"] == {"kind": "application", "id": app_id}
     assert (invitation["window"], invitation["staff_id"]) == ("A03", "S-017")
     assert invitation["service_channel"] == "window"
@@ -285,23 +302,23 @@ def test_accept_review_approve_complete_deliver_with_one_invitation(make):
     assert app.repo.invitations.count() == 1
     with pytest.raises(Conflict):
         app.deliver(app_id, "window_pickup")
-    summary = app.repo.summaries.get(app_id)
+    summary = got(app.repo.summaries.get(app_id))
     assert summary["state"] == "delivered"
     assert summary["version"] >= 6
 
 
-def test_immediate_matter_is_completed_on_acceptance_and_invites(make):
+def test_immediate_matter_is_completed_on_acceptance_and_invites(make: Make) -> None:
     app = make(seed_catalog=SEED)
     view, invited = submit(app, RELEASE)
     assert view["state"] == "completed"
     assert view["receipt"]["due_date"] == "2025-09-01"
     assert invited == [f"application:{view['id']}"]
-    assert app.repo.applications.get(view["id"])["outbox_pending"] is False
+    assert got(app.repo.applications.get(view["id"]))["outbox_pending"] is False
 
 
-def test_missing_materials_give_one_notice_then_acceptance(make):
+def test_missing_materials_give_one_notice_then_acceptance(make: Make) -> None:
     app = make(seed_catalog=SEED)
-    presented = [
+    presented: list[dict[str, Any]] = [
         {"name": "买卖双方居民身份证", "valid": False, "problem": "卖方身份证已过期"},
         {"name": "不动产权证书"},
         {"name": "存量房买卖合同"},
@@ -337,7 +354,7 @@ def test_missing_materials_give_one_notice_then_acceptance(make):
         app.supplement(view["id"], rest)
 
 
-def test_refusal_needs_reason_and_basis(make):
+def test_refusal_needs_reason_and_basis(make: Make) -> None:
     app = make(seed_catalog=SEED)
     with pytest.raises(InvalidInput) as caught:
         submit(app, refusal={"reason": "不属于本机关职权范围", "basis": ""})
@@ -356,7 +373,7 @@ def test_refusal_needs_reason_and_basis(make):
         app.start_review(refused["id"])
 
 
-def test_denial_needs_reason_and_still_invites(make):
+def test_denial_needs_reason_and_still_invites(make: Make) -> None:
     app = make(seed_catalog=SEED)
     view, _ = submit(app)
     app.start_review(view["id"])
@@ -369,21 +386,21 @@ def test_denial_needs_reason_and_still_invites(make):
     assert invited == [f"application:{view['id']}"]
 
 
-def test_suspend_and_resume_extend_the_due_date(make):
-    clock = Clock("2025-09-01T09:00")
-    app = make(seed_catalog=SEED, clock=clock)
+def test_suspend_and_resume_extend_the_due_date(make: Make, clock: ManualClock) -> None:
+    at(clock, "2025-09-01T09:00")
+    app = make(seed_catalog=SEED)
     view, _ = submit(app, SUBSIDY)  # 10 working days: due 2025-09-15
     assert view["due_date"] == "2025-09-15"
     with pytest.raises(InvalidInput):
         app.suspend(view["id"], "holiday")
-    clock.set("2025-09-03T10:00")
+    at(clock, "2025-09-03T10:00")
     suspended, _ = app.suspend(view["id"], "expert_review", "组织专家评审")
     assert suspended["due_state"] == "suspended"
     with pytest.raises(Conflict):
         app.start_review(view["id"])
     with pytest.raises(Conflict):
         app.suspend(view["id"], "hearing")
-    clock.set("2025-09-08T10:00")
+    at(clock, "2025-09-08T10:00")
     resumed, _ = app.resume(view["id"])
     assert resumed["suspended_days"] == 3
     assert resumed["due_date"] == "2025-09-18"
@@ -392,38 +409,38 @@ def test_suspend_and_resume_extend_the_due_date(make):
         app.resume(view["id"])
 
 
-def test_overdue_completion_requires_a_public_reason(make):
-    clock = Clock("2025-09-26T09:00")  # Friday before National Day
-    app = make(seed_catalog=SEED, clock=clock)
+def test_overdue_completion_requires_a_public_reason(make: Make, clock: ManualClock) -> None:
+    at(clock, "2025-09-26T09:00")  # Friday before National Day
+    app = make(seed_catalog=SEED)
     view, _ = submit(app)  # 3 working days: Sun 9-28, Mon 9-29, Tue 9-30
     assert view["due_date"] == "2025-09-30"
     app.start_review(view["id"])
     app.decide(view["id"], "approve")
-    clock.set("2025-09-29T09:00")
+    at(clock, "2025-09-29T09:00")
     assert app.get_application(view["id"])["due_state"] == "due_soon"
-    clock.set("2025-10-09T09:00")
+    at(clock, "2025-10-09T09:00")
     assert app.get_application(view["id"])["due_state"] == "overdue"
     with pytest.raises(InvalidInput) as caught:
         app.complete(view["id"])
     assert "overdue_reason" in caught.value.fields
     done, _ = app.complete(view["id"], overdue_reason="因系统升级暂停登记两天")
     assert (done["overdue"], done["overdue_reason"]) == (True, "因系统升级暂停登记两天")
-    summary = app.repo.summaries.get(view["id"])
+    summary = got(app.repo.summaries.get(view["id"]))
     assert (summary["overdue"], summary["overdue_reason"]) == (True, "因系统升级暂停登记两天")
 
 
-def test_lists_and_gauges_by_due_state(make):
-    clock = Clock("2025-09-01T09:00")
-    app = make(seed_catalog=SEED, clock=clock)
+def test_lists_and_gauges_by_due_state(make: Make, clock: ManualClock) -> None:
+    at(clock, "2025-09-01T09:00")
+    app = make(seed_catalog=SEED)
     late, _ = submit(app)  # due 09-04
-    clock.set("2025-09-03T09:00")
+    at(clock, "2025-09-03T09:00")
     soon, _ = submit(app)  # due 09-08
     later, _ = submit(app, SUBSIDY)  # due 09-17
     paused, _ = submit(app, SUBSIDY)
     app.suspend(paused["id"], "hearing")
-    clock.set("2025-09-05T09:00")  # Friday
+    at(clock, "2025-09-05T09:00")  # Friday
 
-    def ids(due_state):
+    def ids(due_state: str) -> list[str]:
         return [a["id"] for a in app.list_applications({"due_state": due_state})["items"]]
 
     assert ids("overdue") == [late["id"]]
@@ -434,7 +451,7 @@ def test_lists_and_gauges_by_due_state(make):
     assert _gauge(app, "hall_applications_overdue") == 1
     assert _gauge(app, "hall_applications_due_soon") == 1
     assert _gauge(app, "hall_applications_suspended") == 1
-    assert _gauge(app, "hall_catalog_matters", status="published") >= 30
+    assert got(_gauge(app, "hall_catalog_matters", status="published")) >= 30
     found = app.list_applications({"applicant_id_number": PERSON_ID.lower()})
     assert found["count"] == 4
     assert app.list_applications({"state": "accepted", "matter_code": SUBSIDY})["count"] == 2
@@ -442,10 +459,10 @@ def test_lists_and_gauges_by_due_state(make):
         app.list_applications({"due_state": "late"})
 
 
-def test_personal_data_is_never_stored_or_published_in_clear(make):
+def test_personal_data_is_never_stored_or_published_in_clear(make: Make) -> None:
     app = make(seed_catalog=SEED)
     view, _ = submit(app, RELEASE)
-    stored = app.repo.applications.get(view["id"])
+    stored = got(app.repo.applications.get(view["id"]))
     text = repr(stored) + repr(view)
     for clear in (PERSON_ID, "张三丰", "13812345678"):
         assert clear not in text
@@ -464,7 +481,7 @@ def test_personal_data_is_never_stored_or_published_in_clear(make):
     assert "applicant.id_number" in caught.value.fields
 
 
-def test_salt_generated_once_per_site_and_configurable(make, tmp_path):
+def test_salt_generated_once_per_site_and_configurable(make: Make, tmp_path: Path) -> None:
     app = make(seed_catalog=SEED)
     again = make(seed_catalog=SEED)
     assert app.salt == again.salt
@@ -473,14 +490,14 @@ def test_salt_generated_once_per_site_and_configurable(make, tmp_path):
     assert other.salt == "从配置读取的盐"
 
 
-def test_crash_before_the_invitation_is_repaired_by_the_sweep(make):
+def test_crash_before_the_invitation_is_repaired_by_the_sweep(make: Make) -> None:
     app = make(seed_catalog=SEED)
     view, _ = submit(app)
     app.start_review(view["id"])
     app.decide(view["id"], "approve")
     # Simulate a crash right after the state change: the flag is set in the same write,
     # but neither the invitation nor the summary were written.
-    doc = app.repo.applications.get(view["id"])
+    doc = got(app.repo.applications.get(view["id"]))
     crashed = app.repo.applications.update(
         view["id"],
         {
@@ -496,19 +513,19 @@ def test_crash_before_the_invitation_is_repaired_by_the_sweep(make):
     assert crashed is not None
     assert app.repo.invitations.get(f"application:{view['id']}") is None
     assert app.sweep_outbox() == [f"application:{view['id']}"]
-    invitation = app.repo.invitations.get(f"application:{view['id']}")
+    invitation = got(app.repo.invitations.get(f"application:{view['id']}"))
     assert invitation["service_ended_at"] == "2025-09-01T01:30:00Z"
-    assert app.repo.summaries.get(view["id"])["state"] == "completed"
-    assert app.repo.applications.get(view["id"])["outbox_pending"] is False
+    assert got(app.repo.summaries.get(view["id"]))["state"] == "completed"
+    assert got(app.repo.applications.get(view["id"]))["outbox_pending"] is False
     assert app.sweep_outbox() == []  # nothing left; a replay changes nothing
     assert app.repo.invitations.count() == 1
     assert _gauge(app, "hall_outbox_repaired_total", record="invitation") == 1
 
 
-def test_crash_after_the_invitation_but_before_clearing_the_flag(make):
+def test_crash_after_the_invitation_but_before_clearing_the_flag(make: Make) -> None:
     app = make(seed_catalog=SEED)
     view, invited = submit(app, RELEASE)
-    doc = app.repo.applications.get(view["id"])
+    doc = got(app.repo.applications.get(view["id"]))
     app.repo.applications.update(
         view["id"], {"outbox_pending": True}, expect={"version": doc["version"]}
     )
@@ -517,7 +534,7 @@ def test_crash_after_the_invitation_but_before_clearing_the_flag(make):
     assert invited == [f"application:{view['id']}"]
 
 
-def test_search_params_are_validated(make):
+def test_search_params_are_validated(make: Make) -> None:
     app = make(seed_catalog=SEED)
     with pytest.raises(InvalidInput) as caught:
         app.search({"q": "登记", "limit": 1000})
@@ -536,11 +553,13 @@ OVERRIDE_2027 = """2027:
 """
 
 
-def test_2027_deadline_refused_without_override_and_computed_with_it(make, tmp_path):
+def test_2027_deadline_refused_without_override_and_computed_with_it(
+    make: Make, clock: ManualClock, tmp_path: Path
+) -> None:
     from services.common.calendar import ScheduleMissing, load_calendar
 
-    clock = Clock("2026-12-30T10:00")  # Wednesday: the limits run into 2027
-    app = make(seed_catalog=SEED, clock=clock)
+    at(clock, "2026-12-30T10:00")  # Wednesday: the limits run into 2027
+    app = make(seed_catalog=SEED)
     with pytest.raises(ScheduleMissing) as caught:
         submit(app)  # 3 working days: 12-31, then 2027
     assert "2027" in caught.value.message
@@ -554,10 +573,43 @@ def test_2027_deadline_refused_without_override_and_computed_with_it(make, tmp_p
 
     override = tmp_path / "calendar-2027.yaml"
     override.write_text(OVERRIDE_2027, encoding="utf-8")
-    county = make("421303", "county", clock=clock, calendar=load_calendar(str(override)),
+    county = make("421303", "county", calendar=load_calendar(str(override)),
                   seed_catalog=SEED)  # fmt: skip
     view, _ = submit(county)
     # 12-31 (Thu); 1-1 is a holiday; Mon 1-4, Tue 1-5
     assert view["due_date"] == "2027-01-05"
     assert view["due_state"] == "on_time"
     assert county.list_applications({"due_state": "on_time"})["count"] == 1
+
+
+def test_applications_found_by_id_number_as_people_type_it(make: Make) -> None:
+    app = make(seed_catalog=SEED)
+    view, _ = submit(app, RELEASE, applicant=person(id_number="11010519491231002X"))
+    for typed in ("11010519491231002x", "110105 19491231 002X", " 11010519491231002x "):
+        found = app.list_applications({"applicant_id_number": typed})
+        assert [a["id"] for a in found["items"]] == [view["id"]]
+
+
+def test_unknown_argument_fields_are_refused_but_replicated_records_tolerate_them(
+    make: Make,
+) -> None:
+    county = make(seed_catalog=SEED)
+    with pytest.raises(InvalidInput) as caught:
+        submit(county, RELEASE, priority="high")
+    assert caught.value.fields == {"priority": ["不认识的字段"]}
+    with pytest.raises(InvalidInput) as caught:
+        county.search({"q": "登记", "sort": "name"})
+    assert "sort" in caught.value.fields
+    town = make("421302101", "town")
+    newer = [{**d, "added_upstream_later": 1} for d in county.catalog_changes(0, 500)["items"]]
+    assert town.apply_catalog(newer) == len(newer)
+    stored = town.repo.version(TRANSFER, 1)
+    assert stored is not None
+    assert "added_upstream_later" not in stored
+
+
+def test_stored_moments_carry_microseconds(make: Make, clock: ManualClock) -> None:
+    app = make(seed_catalog=SEED)
+    clock.advance(microseconds=250)
+    view, _ = submit(app)
+    assert view["created_at"] == "2025-09-01T01:00:00.000250Z"

@@ -5,14 +5,17 @@ and the keyword index."""
 import copy
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from services.common.calendar import ScheduleMissing, WorkingCalendar, load_calendar
-from services.common.errors import InvalidInput
+from services.common.errors import Conflict, InvalidInput
+from services.common.privacy import resident_id_valid
+from services.common.validation import load
 from services.matters import domain, schemas
-from services.matters.domain import Application, Matter, RuleBroken, TransitionRefused
+from services.matters.domain import Application, Matter
 from services.matters.search import CatalogIndex
 
 pytestmark = pytest.mark.unit
@@ -21,7 +24,7 @@ SEED = Path(__file__).parents[2] / "services" / "matters" / "seed" / "catalog.ya
 CAL = WorkingCalendar()
 
 
-def matter(**changes):
+def matter(**changes: Any) -> dict[str, Any]:
     """A valid 承诺件, changed by ``changes`` (dotted keys reach into lists/dicts)."""
     base = {
         "code": "0700018002421302001",
@@ -67,9 +70,9 @@ def matter(**changes):
         "handled_at": ["county"],
         "proxy_at": [],
     }
-    data = schemas.load(schemas.MatterSchema(), base)
+    data = load(schemas.MatterSchema(), base)
     for key, value in changes.items():
-        target = data
+        target: Any = data
         *path, last = key.split(".")
         for part in path:
             target = target[int(part)] if part.isdigit() else target[part]
@@ -77,13 +80,13 @@ def matter(**changes):
     return data
 
 
-def broken(data):
-    with pytest.raises(RuleBroken) as caught:
+def broken(data: dict[str, Any]) -> dict[str, list[str]]:
+    with pytest.raises(InvalidInput) as caught:
         Matter(data).validate()
     return caught.value.fields
 
 
-def test_valid_matter_passes():
+def test_valid_matter_passes() -> None:
     Matter(matter()).validate()
 
 
@@ -137,19 +140,19 @@ def test_valid_matter_passes():
         ({"materials.0.acceptance_standard": " "}, "materials[0].acceptance_standard", "受理标准"),
     ],
 )
-def test_each_catalog_rule_names_its_field(changes, field, words):
+def test_each_catalog_rule_names_its_field(changes: dict[str, Any], field: str, words: str) -> None:
     fields = broken(matter(**changes))
     assert field in fields, fields
     assert any(words in message for message in fields[field]), fields[field]
 
 
-def test_deng_inside_a_word_is_not_a_catch_all():
+def test_deng_inside_a_word_is_not_a_catch_all() -> None:
     Matter(matter(conditions=["重度残疾人：残疾等级为一级、二级"])).validate()
     assert domain.catch_all_word("残疾等级为一级") is None
     assert domain.catch_all_word("残疾等级、户口簿等") == "等"
 
 
-def test_required_material_or_explicit_no_materials():
+def test_required_material_or_explicit_no_materials() -> None:
     data = matter()
     for m in data["materials"]:
         m["required"] = False
@@ -161,41 +164,41 @@ def test_required_material_or_explicit_no_materials():
     Matter(empty).validate()
 
 
-def test_immediate_matter_with_zero_limit_is_valid():
+def test_immediate_matter_with_zero_limit_is_valid() -> None:
     data = matter(case_type="1", promised_limit_days=0)
     Matter(data).validate()
     assert Matter(data).is_immediate
 
 
-def test_same_basic_code_must_keep_name_and_type():
+def test_same_basic_code_must_keep_name_and_type() -> None:
     data = matter()
     other = {**data, "code": "0700018002421302002"}
     domain.check_same_matter(data, [other])  # same name and type: a second implementation
-    with pytest.raises(RuleBroken) as caught:
+    with pytest.raises(InvalidInput) as caught:
         domain.check_same_matter(data, [{**other, "name": "别的名称"}])
     assert "basic_code" in caught.value.fields
 
 
-def test_schema_messages_are_chinese_and_name_the_field():
+def test_schema_messages_are_chinese_and_name_the_field() -> None:
     data = matter()
     del data["name"]
     data["legal_limit_days"] = "三十"
     data["materials"][0]["originals"] = -1
     with pytest.raises(InvalidInput) as caught:
-        schemas.load(schemas.MatterSchema(), data)
+        load(schemas.MatterSchema(), data)
     fields = caught.value.fields
-    assert fields["name"] == ["缺少事项名称（必填）"]
-    assert fields["legal_limit_days"] == ["法定办结时限应为整数"]
-    assert fields["materials[0].originals"] == ["原件份数应在 0 到 99 之间"]
+    assert fields["name"] == ["必填"]
+    assert fields["legal_limit_days"] == ["应为整数"]
+    assert fields["materials[0].originals"] == ["应在 0 到 99 之间"]
 
 
-def test_seed_catalog_is_valid_and_covers_the_categories():
+def test_seed_catalog_is_valid_and_covers_the_categories() -> None:
     items = yaml.safe_load(SEED.read_text(encoding="utf-8"))["matters"]
     assert len(items) >= 30
     codes = set()
-    loaded = []
+    loaded: list[dict[str, Any]] = []
     for item in items:
-        data = schemas.load(schemas.MatterSchema(), item)
+        data = load(schemas.MatterSchema(), item)
         Matter(data).validate()
         domain.check_same_matter(data, loaded)
         loaded.append(data)
@@ -211,7 +214,7 @@ def test_seed_catalog_is_valid_and_covers_the_categories():
 
 
 # --- deadlines ------------------------------------------------------------------------------
-def test_deadline_across_spring_festival_2025_with_make_up_days():
+def test_deadline_across_spring_festival_2025_with_make_up_days() -> None:
     # 2025 春节: off 1-28 … 2-4; make-up working days Sun 1-26 and Sat 2-8.
     accepted = date(2025, 1, 24)  # Friday; the day of acceptance is not counted
     assert domain.due_date(CAL, accepted, 2, 0) == date(2025, 1, 27)  # Sun 1-26 counts
@@ -219,7 +222,7 @@ def test_deadline_across_spring_festival_2025_with_make_up_days():
     assert domain.due_date(CAL, accepted, 6, 0) == date(2025, 2, 8)  # Saturday make-up day
 
 
-def test_deadline_across_national_day_2025():
+def test_deadline_across_national_day_2025() -> None:
     # 2025 国庆中秋: off 10-1 … 10-8; make-up working days Sun 9-28 and Sat 10-11.
     accepted = date(2025, 9, 26)
     assert domain.due_date(CAL, accepted, 3, 0) == date(2025, 9, 30)
@@ -227,12 +230,12 @@ def test_deadline_across_national_day_2025():
     assert domain.due_date(CAL, accepted, 6, 0) == date(2025, 10, 11)
 
 
-def test_deadline_across_spring_festival_2026():
+def test_deadline_across_spring_festival_2026() -> None:
     # 2026 春节: off 2-15 … 2-23; Sat 2-14 is a make-up working day.
     assert domain.due_date(CAL, date(2026, 2, 13), 3, 0) == date(2026, 2, 25)
 
 
-def test_2027_deadline_refused_without_schedule_and_computed_with_override(tmp_path):
+def test_2027_deadline_refused_without_schedule_and_computed_with_override(tmp_path: Path) -> None:
     with pytest.raises(ScheduleMissing) as caught:
         domain.due_date(CAL, date(2026, 12, 30), 5, 0)
     assert caught.value.year == 2027
@@ -251,7 +254,7 @@ def test_2027_deadline_refused_without_schedule_and_computed_with_override(tmp_p
     assert domain.due_date(cal, date(2027, 2, 4), 2, 0) == date(2027, 2, 13)
 
 
-def test_suspended_working_days_extend_the_deadline():
+def test_suspended_working_days_extend_the_deadline() -> None:
     accepted = date(2025, 9, 1)  # Monday
     assert domain.due_date(CAL, accepted, 5, 0) == date(2025, 9, 8)
     # suspended on Wed 9-3, resumed Mon 9-8: Thu, Fri, Mon do not count
@@ -263,9 +266,12 @@ def test_suspended_working_days_extend_the_deadline():
     assert domain.suspended_working_days(CAL, date(2025, 9, 3), date(2025, 9, 3)) == 0
 
 
-def test_due_states():
+def test_due_states() -> None:
     due = date(2025, 9, 10)  # Wednesday
-    state = lambda today, clock="running": domain.due_state(CAL, today, due, clock, 2)  # noqa: E731
+
+    def state(today: date, clock: str = "running") -> str | None:
+        return domain.due_state(CAL, today, due, clock, 2)
+
     assert state(date(2025, 9, 5)) == "on_time"  # Fri: 3 working days left
     assert state(date(2025, 9, 8)) == "due_soon"  # Mon: 2 working days left
     assert state(date(2025, 9, 10)) == "due_soon"  # the last day
@@ -290,26 +296,26 @@ LEGAL = {
 
 @pytest.mark.parametrize("action", sorted(LEGAL))
 @pytest.mark.parametrize("state", sorted(domain.STATES))
-def test_every_transition_is_allowed_or_refused(action, state):
+def test_every_transition_is_allowed_or_refused(action: str, state: str) -> None:
     app = Application({"state": state, "clock": "running"})
     if state in LEGAL[action]:
         app.require(action)
     else:
-        with pytest.raises(TransitionRefused) as caught:
+        with pytest.raises(Conflict) as caught:
             app.require(action)
         assert domain.STATES[state] in caught.value.message or "恢复" in caught.value.message
 
 
-def test_suspension_blocks_progress_until_resumed():
+def test_suspension_blocks_progress_until_resumed() -> None:
     app = Application({"state": "in_review", "clock": "suspended"})
     for action in ("decide", "suspend"):
-        with pytest.raises(TransitionRefused):
+        with pytest.raises(Conflict):
             app.require(action)
     app.require("resume")
     assert Application({"state": "accepted", "clock": "suspended"}).suspended
 
 
-def test_desk_check_lists_every_missing_and_invalid_material_at_once():
+def test_desk_check_lists_every_missing_and_invalid_material_at_once() -> None:
     m = Matter(matter())
     assert domain.check_materials(m, [{"name": "不动产登记申请书"}, {"name": "居民身份证"}]) == []
     problems = domain.check_materials(
@@ -325,7 +331,7 @@ def test_desk_check_lists_every_missing_and_invalid_material_at_once():
     assert merged == [{"name": "不动产登记申请书"}]
 
 
-def test_default_availability_by_tier():
+def test_default_availability_by_tier() -> None:
     m = Matter(matter(handled_at=["county", "town"], proxy_at=["village"]))
     assert m.default_availability("county") == "offered"
     assert m.default_availability("town") == "offered"
@@ -334,22 +340,46 @@ def test_default_availability_by_tier():
 
 
 # --- privacy ----------------------------------------------------------------------------------
-def test_masks_hashes_and_id_check_digit():
-    assert domain.mask_id("421302199001011234") == "4213**********1234"
-    assert domain.mask_phone("13812345678") == "138****5678"
-    assert domain.mask_name("张三") == "张*"
-    assert domain.mask_name("欧阳小明") == "欧***"
-    assert domain.resident_id_valid("11010519491231002X")
-    assert not domain.resident_id_valid("110105194912310021")
-    assert not domain.resident_id_valid("1101051949123100")
-    a, b = domain.protect("x", "salt1"), domain.protect("x", "salt2")
-    assert a != b
-    assert len(a) == 64
-    assert "x" not in a
+def person(
+    id_number: str = "11010519491231002X", phone: str | None = "13812345678"
+) -> dict[str, Any]:
+    return {"kind": "person", "name": "欧阳小明", "id_number": id_number, "phone": phone}
+
+
+def test_applicant_is_masked_hashed_and_checked() -> None:
+    kept = domain.protect_applicant(person(), "salt1")
+    assert kept["name"] == "欧***"
+    assert kept["id_masked"] == "1101**********002X"
+    assert kept["phone_masked"] == "138****5678"
+    other = domain.protect_applicant(person(), "salt2")
+    assert kept["id_hash"] != other["id_hash"]
+    assert len(kept["id_hash"]) == 64
+    assert "002X" not in kept["id_hash"]
+    assert resident_id_valid("11010519491231002X")
+    assert not resident_id_valid("110105194912310021")
+    assert not resident_id_valid("1101051949123100")
+    with pytest.raises(InvalidInput) as caught:
+        domain.protect_applicant(person("110105194912310021"), "salt1")
+    assert "applicant.id_number" in caught.value.fields
+    assert domain.protect_applicant(person(phone=None), "s")["phone_hash"] is None
+
+
+def test_id_numbers_and_phones_are_normalised_before_hashing() -> None:
+    kept = domain.protect_applicant(person(), "s")
+    for typed in (
+        "11010519491231002x",
+        "110105 19491231 002X",
+        "１１０１０５１９４９１２３１００２Ｘ",
+    ):
+        assert domain.protect_applicant(person(typed), "s")["id_hash"] == kept["id_hash"]
+    for phone in ("138 1234 5678", "+86-138-1234-5678"):
+        same = domain.protect_applicant(person(phone=phone), "s")
+        assert same["phone_hash"] == kept["phone_hash"]
+        assert same["phone_masked"] == "138****5678"
 
 
 # --- keyword index ----------------------------------------------------------------------------
-def _doc(code, name, seq, **extra):
+def _doc(code: str, name: str, seq: int, **extra: Any) -> dict[str, Any]:
     return {
         "id": code,
         "name": name,
@@ -365,7 +395,7 @@ def _doc(code, name, seq, **extra):
     }
 
 
-def test_index_matches_names_and_aliases_with_filters_and_ranking():
+def test_index_matches_names_and_aliases_with_filters_and_ranking() -> None:
     index = CatalogIndex()
     docs = [
         _doc("A1", "抵押权首次登记", 1, aliases=["房屋抵押"], online=True),
@@ -381,7 +411,10 @@ def test_index_matches_names_and_aliases_with_filters_and_ranking():
         _doc("C1", "不动产登记资料查询", 4, status="retired"),
     ]
     index.apply(docs, lambda d: {"code": d["id"]})
-    codes = lambda q, **kw: [i["code"] for i in index.search(q, **kw)[1]]  # noqa: E731
+
+    def codes(q: str, **kw: Any) -> list[str]:
+        return [i["code"] for i in index.search(q, **kw)[1]]
+
     assert codes("抵押") == ["A1", "A2"]
     assert codes("解押") == ["A2"]
     assert codes("登记") == ["A1", "A2", "B1"]  # retired C1 left out
@@ -400,7 +433,7 @@ def test_index_matches_names_and_aliases_with_filters_and_ranking():
     assert index.seq == 5
 
 
-def test_matter_copies_do_not_share_state():
+def test_matter_copies_do_not_share_state() -> None:
     data = matter()
     copy_ = copy.deepcopy(data)
     Matter(data).validate()

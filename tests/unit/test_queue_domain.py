@@ -1,18 +1,15 @@
-"""Queueing rules (services/queue/domain.py): pure functions, no store, no Nameko."""
+"""Queueing rules (services/queue/domain/): pure functions, no store, no Nameko."""
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import pytest
 
+from services.common.clock import iso
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.queue import domain
-from services.queue.domain import (
-    Category,
-    InvalidRule,
-    NotAllowed,
-    Policy,
-    Refusal,
-    Window,
-)
+from services.queue.domain import Category, Policy, Window
 
 pytestmark = pytest.mark.unit
 
@@ -23,7 +20,14 @@ A = Category("A", "综合受理", daily_cap=2, hours=((time(8, 30), time(12, 0))
 B = Category("B", "不动产")
 
 
-def ticket(tid, category="A", minutes=0, lane=domain.LANE_NORMAL, state="waiting", target=None):
+def ticket(
+    tid: str,
+    category: str = "A",
+    minutes: int = 0,
+    lane: int = domain.LANE_NORMAL,
+    state: str = "waiting",
+    target: str | None = None,
+) -> dict[str, Any]:
     return {
         "id": tid,
         "number": tid,
@@ -35,8 +39,8 @@ def ticket(tid, category="A", minutes=0, lane=domain.LANE_NORMAL, state="waiting
     }
 
 
-def ids(tickets):
-    return [t["id"] for t in tickets]
+def ids(tickets: list[Mapping[str, Any]] | list[dict[str, Any]]) -> list[str]:
+    return [str(t["id"]) for t in tickets]
 
 
 NOW = domain.timestamp(T0 + timedelta(minutes=60))
@@ -45,7 +49,7 @@ NOW = domain.timestamp(T0 + timedelta(minutes=60))
 # --- the calling rule ------------------------------------------------------------------------
 
 
-def test_green_channel_then_checked_in_appointments_then_longest_wait():
+def test_green_channel_then_checked_in_appointments_then_longest_wait() -> None:
     window = Window("1", "1号", {"A": 1, "B": 1})
     pool = [
         ticket("A1", minutes=0),
@@ -57,7 +61,7 @@ def test_green_channel_then_checked_in_appointments_then_longest_wait():
     assert ids(domain.calling_order(window, pool, NOW)) == ["A3", "B2", "A2", "A1", "B1"]
 
 
-def test_weights_multiply_the_wait_of_each_category_head():
+def test_weights_multiply_the_wait_of_each_category_head() -> None:
     # A head waited 20 min with weight 3 (score 60) beats B head waited 50 min (score 50)
     window = Window("1", "1号", {"A": 3, "B": 1})
     pool = [ticket("A1", minutes=40), ticket("A2", minutes=45), ticket("B1", "B", minutes=10)]
@@ -68,7 +72,7 @@ def test_weights_multiply_the_wait_of_each_category_head():
     assert ids(domain.calling_order(flat, pool, NOW)) == ["B1", "A1", "A2"]
 
 
-def test_ties_go_to_the_category_listed_first_for_the_window_then_prefix():
+def test_ties_go_to_the_category_listed_first_for_the_window_then_prefix() -> None:
     pool = [ticket("A1", minutes=30), ticket("B1", "B", minutes=30)]
     assert ids(domain.calling_order(Window("1", "x", {"B": 1, "A": 1}), pool, NOW))[0] == "B1"
     assert ids(domain.calling_order(Window("1", "x", {"A": 1, "B": 1}), pool, NOW))[0] == "A1"
@@ -76,7 +80,7 @@ def test_ties_go_to_the_category_listed_first_for_the_window_then_prefix():
     assert ids(domain.calling_order(Window("1", "x", {"A": 1}), same, NOW)) == ["A1", "A2"]
 
 
-def test_window_calls_only_its_categories_and_tickets_sent_to_it():
+def test_window_calls_only_its_categories_and_tickets_sent_to_it() -> None:
     window = Window("5", "5号", {"B": 1})
     pool = [
         ticket("A1", minutes=0),  # not served here
@@ -88,7 +92,7 @@ def test_window_calls_only_its_categories_and_tickets_sent_to_it():
     assert ids(domain.calling_order(window, pool, NOW)) == ["A2", "B2"]
 
 
-def test_transfer_keeps_the_place_in_time():
+def test_transfer_keeps_the_place_in_time() -> None:
     policy = Policy()
     old = {**ticket("A1", minutes=0), "category_name": "综合受理", "calls": 0, "history": []}
     changes = domain.transition(
@@ -101,7 +105,7 @@ def test_transfer_keeps_the_place_in_time():
     assert ids(domain.calling_order(Window("5", "5号", {"B": 1}), pool, NOW)) == ["A1", "B1"]
 
 
-def test_calling_order_is_deterministic_whatever_the_input_order():
+def test_calling_order_is_deterministic_whatever_the_input_order() -> None:
     window = Window("1", "x", {"A": 2, "B": 1, "C": 1})
     pool = [ticket(f"{c}{i}", c, minutes=i * 3 + n) for n, c in enumerate("ABC") for i in range(5)]
     first = ids(domain.calling_order(window, pool, NOW))
@@ -112,7 +116,7 @@ def test_calling_order_is_deterministic_whatever_the_input_order():
 # --- the ticket state machine ---------------------------------------------------------------
 
 
-def stored(state, **extra):
+def stored(state: str, **extra: Any) -> dict[str, Any]:
     return {
         "id": "T",
         "number": "A001",
@@ -122,13 +126,13 @@ def stored(state, **extra):
         "order_key": 1.0,
         "calls": 1 if state == "called" else 0,
         "window": "1" if state in ("called", "serving") else None,
-        "last_called_at": domain.iso(T0 - timedelta(minutes=5)),
+        "last_called_at": iso(T0 - timedelta(minutes=5)),
         "history": [],
         **extra,
     }
 
 
-DETAILS = {
+DETAILS: dict[str, dict[str, Any]] = {
     "call": {"window": "1", "staff_id": "S1"},
     "transfer": {"category": "B", "category_name": "不动产"},
     "requeue": {"order_key": 2.0},
@@ -138,7 +142,7 @@ DETAILS = {
 
 @pytest.mark.parametrize("action", sorted(domain.TRANSITIONS))
 @pytest.mark.parametrize("state", sorted(domain.STATE_NAMES))
-def test_every_transition_is_allowed_exactly_from_its_states(action, state):
+def test_every_transition_is_allowed_exactly_from_its_states(action: str, state: str) -> None:
     allowed, target = domain.TRANSITIONS[action]
     extra = {"calls": 3} if action == "no_show" and state == "called" else {}
     doc = stored(state, **extra)
@@ -152,46 +156,46 @@ def test_every_transition_is_allowed_exactly_from_its_states(action, state):
             target,
             action,
         )
-        assert entry["at"] == domain.iso(T0)
+        assert entry["at"] == iso(T0)
     else:
-        with pytest.raises(Refusal) as caught:
+        with pytest.raises(Conflict) as caught:
             domain.transition(doc, action, T0, "S1", POLICY, **DETAILS.get(action, {}))
         assert domain.STATE_NAMES[state] in caught.value.message
         assert "state" in caught.value.fields
 
 
-def test_recall_needs_the_cool_down_and_stops_at_the_no_show_count():
+def test_recall_needs_the_cool_down_and_stops_at_the_no_show_count() -> None:
     policy = Policy(no_show_after_calls=3, recall_cooldown_seconds=30)
-    doc = stored("called", last_called_at=domain.iso(T0 - timedelta(seconds=10)))
-    with pytest.raises(Refusal, match="不足30秒"):
+    doc = stored("called", last_called_at=iso(T0 - timedelta(seconds=10)))
+    with pytest.raises(Conflict, match="不足30秒"):
         domain.transition(doc, "recall", T0, "S1", policy)
-    doc["last_called_at"] = domain.iso(T0 - timedelta(seconds=31))
+    doc["last_called_at"] = iso(T0 - timedelta(seconds=31))
     changes = domain.transition(doc, "recall", T0, "S1", policy)
     assert changes["calls"] == 2
-    assert changes["last_called_at"] == domain.iso(T0)
-    with pytest.raises(Refusal, match="已呼叫3次"):
+    assert changes["last_called_at"] == iso(T0)
+    with pytest.raises(Conflict, match="已呼叫3次"):
         domain.transition({**doc, "calls": 3}, "recall", T0, "S1", policy)
 
 
-def test_no_show_only_after_the_configured_calls_and_cool_down():
+def test_no_show_only_after_the_configured_calls_and_cool_down() -> None:
     policy = Policy(no_show_after_calls=2, recall_cooldown_seconds=30)
     early = stored("called", calls=1)
-    with pytest.raises(Refusal, match="须呼叫满2次"):
+    with pytest.raises(Conflict, match="须呼叫满2次"):
         domain.transition(early, "no_show", T0, "S1", policy)
-    fresh = stored("called", calls=2, last_called_at=domain.iso(T0 - timedelta(seconds=5)))
+    fresh = stored("called", calls=2, last_called_at=iso(T0 - timedelta(seconds=5)))
     assert not domain.no_show_due(fresh, policy, T0)
     due = stored("called", calls=2)
     assert domain.no_show_due(due, policy, T0)
     assert domain.transition(due, "no_show", T0, "system", policy)["state"] == "no_show"
 
 
-def test_actions_at_a_window_must_come_from_the_calling_window():
-    with pytest.raises(Refusal, match="不属于 2 号窗口"):
+def test_actions_at_a_window_must_come_from_the_calling_window() -> None:
+    with pytest.raises(Conflict, match="不属于 2 号窗口"):
         domain.transition(stored("called"), "start", T0, "S2", POLICY, window="2")
     assert domain.transition(stored("called"), "start", T0, "S1", POLICY, window="1")
 
 
-def test_requeue_only_once_and_behind_the_configured_people():
+def test_requeue_only_once_and_behind_the_configured_people() -> None:
     doc = stored("no_show", order_key=0.5)
     keys = [10.0, 20.0, 30.0, 40.0, 50.0]
     key = domain.requeue_key(doc, keys, 3)
@@ -202,16 +206,16 @@ def test_requeue_only_once_and_behind_the_configured_people():
     changes = domain.transition(doc, "requeue", T0, "S1", POLICY, order_key=key)
     assert changes["requeued"] is True
     assert changes["lane"] == domain.LANE_NORMAL
-    with pytest.raises(Refusal, match="不能再次重排"):
+    with pytest.raises(Conflict, match="不能再次重排"):
         domain.transition({**doc, "requeued": True}, "requeue", T0, "S1", POLICY, order_key=1.0)
 
 
-def test_transfer_without_a_new_target_is_refused():
-    with pytest.raises(InvalidRule):
+def test_transfer_without_a_new_target_is_refused() -> None:
+    with pytest.raises(InvalidInput):
         domain.transition(stored("waiting"), "transfer", T0, "S1", POLICY)
 
 
-def test_hold_then_resume_returns_to_the_same_window_keeping_its_place():
+def test_hold_then_resume_returns_to_the_same_window_keeping_its_place() -> None:
     held = {**stored("serving"), **domain.transition(stored("serving"), "hold", T0, "S1", POLICY)}
     assert held["held_from_window"] == "1"
     resumed = domain.transition(held, "resume", T0, "S1", POLICY)
@@ -220,7 +224,7 @@ def test_hold_then_resume_returns_to_the_same_window_keeping_its_place():
     assert "order_key" not in resumed
 
 
-def test_history_is_bounded():
+def test_history_is_bounded() -> None:
     doc = stored("waiting", history=[{"n": i} for i in range(domain.HISTORY_LIMIT)])
     changes = domain.transition(doc, "hold", T0, "S1", POLICY, reason="补材料")
     assert len(changes["history"]) == domain.HISTORY_LIMIT
@@ -230,26 +234,26 @@ def test_history_is_bounded():
 # --- issuing ----------------------------------------------------------------------------------
 
 
-def local(hour, minute=0, day=23):
+def local(hour: int, minute: int = 0, day: int = 23) -> datetime:
     return datetime(2026, 11, day, hour, minute, tzinfo=SH)
 
 
-def test_issue_refusals_closed_non_working_day_hours_and_cap():
-    with pytest.raises(Refusal, match="暂停取号"):
+def test_issue_refusals_closed_non_working_day_hours_and_cap() -> None:
+    with pytest.raises(Conflict, match="暂停取号"):
         domain.check_issue(Category("A", "综合", enabled=False), local(9), True, None)
-    with pytest.raises(Refusal, match="不是工作日"):
+    with pytest.raises(Conflict, match="不是工作日"):
         domain.check_issue(A, local(9), False, None)
-    with pytest.raises(Refusal, match=r"08:30-12:00"):
+    with pytest.raises(Conflict, match=r"08:30-12:00"):
         domain.check_issue(A, local(13), True, None)
     domain.check_issue(A, local(9), True, 2)
-    with pytest.raises(Refusal, match="每日限2个"):
+    with pytest.raises(Conflict, match="每日限2个"):
         domain.check_issue(A, local(9), True, 3)
     domain.check_issue(A, local(9), True, 3, appointment=True)  # booked slots are not capped
     weekend = Category("A", "综合", working_days_only=False)
     domain.check_issue(weekend, local(9), False, None)
 
 
-def test_numbers_restart_every_day_per_category():
+def test_numbers_restart_every_day_per_category() -> None:
     assert domain.counter_key(date(2026, 11, 23), "A") != domain.counter_key(
         date(2026, 11, 24), "A"
     )
@@ -261,7 +265,7 @@ def test_numbers_restart_every_day_per_category():
     assert domain.announcement("A012", "3") == "请A012号到3号窗口办理"
 
 
-def test_new_ticket_validates_channel_and_priority_and_protects_the_phone():
+def test_new_ticket_validates_channel_and_priority_and_protects_the_phone() -> None:
     phone = domain.protect_phone("138 1234 5678", "salt")
     made = domain.new_ticket(
         site_code="421302",
@@ -278,25 +282,37 @@ def test_new_ticket_validates_channel_and_priority_and_protects_the_phone():
     assert made["lane"] == domain.LANE_GREEN
     assert made["phone_masked"] == "138****5678"
     assert "13812345678" not in str(made)
-    others = {"site_code": "1", "day": T0.date(), "category": A, "value": 1, "now": T0, "by": "x"}
-    with pytest.raises(InvalidRule, match="channel"):
+    others: dict[str, Any] = {
+        "site_code": "1",
+        "day": T0.date(),
+        "category": A,
+        "value": 1,
+        "now": T0,
+        "by": "x",
+    }
+    with pytest.raises(InvalidInput, match="channel"):
         domain.new_ticket(**others, channel="fax")
-    with pytest.raises(InvalidRule, match="priority"):
+    with pytest.raises(InvalidInput, match="priority"):
         domain.new_ticket(**others, channel="kiosk", priority="vip")
 
 
-def test_phone_hash_depends_on_the_salt_and_bad_numbers_are_refused():
+def test_phone_hash_depends_on_the_salt_and_bad_numbers_are_refused() -> None:
     one, masked = domain.protect_phone("13812345678", "s1")
     assert masked == "138****5678"
     assert one != domain.protect_phone("13812345678", "s2")[0]
     assert one == domain.protect_phone("138-1234-5678", "s1")[0]
-    with pytest.raises(InvalidRule, match="11位"):
+    with pytest.raises(InvalidInput, match="11位"):
         domain.protect_phone("12345", "s1")
-    with pytest.raises(InvalidRule, match="privacy_salt"):
+    with pytest.raises(InvalidInput, match="privacy_salt"):
         domain.protect_phone("13812345678", "")
 
 
-def test_estimate_is_a_range_from_people_ahead_service_time_and_windows():
+@pytest.mark.parametrize("typed", ["138 1234 5678", "+86 138-1234-5678", "１３８１２３４５６７８"])
+def test_a_phone_is_normalised_before_it_is_hashed_and_masked(typed: str) -> None:
+    assert domain.protect_phone(typed, "s1") == domain.protect_phone("13812345678", "s1")
+
+
+def test_estimate_is_a_range_from_people_ahead_service_time_and_windows() -> None:
     assert domain.estimate_wait(0, 600, 2) == {
         "expected_seconds": 0,
         "low_minutes": 0,
@@ -323,7 +339,7 @@ BOOKABLE = Category(
 )
 
 
-def test_slots_fill_the_opening_hours():
+def test_slots_fill_the_opening_hours() -> None:
     assert [f"{s:%H:%M}" for s in domain.slot_starts(BOOKABLE)] == [
         "08:30",
         "09:00",
@@ -334,23 +350,23 @@ def test_slots_fill_the_opening_hours():
     assert domain.slot_starts(B) == []
 
 
-def test_booking_refusals():
+def test_booking_refusals() -> None:
     now = local(9)
     tomorrow = date(2026, 11, 24)
     domain.check_booking(BOOKABLE, tomorrow, time(9, 0), now, True, POLICY)
-    with pytest.raises(Refusal, match="不提供预约"):
+    with pytest.raises(Conflict, match="不提供预约"):
         domain.check_booking(B, tomorrow, time(9, 0), now, True, POLICY)
-    with pytest.raises(Refusal, match="不是工作日"):
+    with pytest.raises(Conflict, match="不是工作日"):
         domain.check_booking(BOOKABLE, tomorrow, time(9, 0), now, False, POLICY)
-    with pytest.raises(InvalidRule, match="没有 09:15"):
+    with pytest.raises(InvalidInput, match="没有 09:15"):
         domain.check_booking(BOOKABLE, tomorrow, time(9, 15), now, True, POLICY)
-    with pytest.raises(Refusal, match="已过"):
+    with pytest.raises(Conflict, match="已过"):
         domain.check_booking(BOOKABLE, date(2026, 11, 23), time(8, 30), now, True, POLICY)
-    with pytest.raises(Refusal, match="14天"):
+    with pytest.raises(Conflict, match="14天"):
         domain.check_booking(BOOKABLE, date(2026, 12, 23), time(9, 0), now, True, POLICY)
 
 
-def test_repeated_no_shows_block_bookings_for_a_period():
+def test_repeated_no_shows_block_bookings_for_a_period() -> None:
     policy = Policy(booking_no_show_limit=3, booking_no_show_days=30, booking_block_days=30)
     today = date(2026, 11, 23)
     two = [today - timedelta(days=1), today - timedelta(days=10)]
@@ -363,14 +379,14 @@ def test_repeated_no_shows_block_bookings_for_a_period():
     assert domain.booking_block(long_ago, today, policy) is None
 
 
-def test_check_in_window_on_time_late_and_too_early():
+def test_check_in_window_on_time_late_and_too_early() -> None:
     slot = local(10)
     assert domain.check_in_window(slot, local(9, 30), POLICY) is True
     assert domain.check_in_window(slot, local(10, 15), POLICY) is True
     assert domain.check_in_window(slot, local(10, 16), POLICY) is False
-    with pytest.raises(Refusal, match="09:30 后签到"):
+    with pytest.raises(Conflict, match="09:30 后签到"):
         domain.check_in_window(slot, local(9, 29), POLICY)
-    with pytest.raises(Refusal, match="只能当天签到"):
+    with pytest.raises(Conflict, match="只能当天签到"):
         domain.check_in_window(slot, local(10, day=24), POLICY)
     assert domain.booking_missed(slot, local(10, 16), POLICY)
     assert not domain.booking_missed(slot, local(10, 15), POLICY)
@@ -379,8 +395,8 @@ def test_check_in_window_on_time_late_and_too_early():
 # --- figures, invitations, setup -------------------------------------------------------------
 
 
-def test_daily_figures_from_stats():
-    stats = domain.empty_stats("421302", date(2026, 11, 23), "A")
+def test_daily_figures_from_stats() -> None:
+    stats: dict[str, Any] = dict(domain.empty_stats("421302", date(2026, 11, 23), "A"))
     for wait in (10, 100, 200, 1000, 2000):  # seconds
         stats.update(domain.add_wait(stats, wait, 1800))
     stats.update(issued=6, served=4, no_show=1)
@@ -396,7 +412,7 @@ def test_daily_figures_from_stats():
     assert empty["within_target_share"] is None
 
 
-def test_invitation_has_the_contract_shape():
+def test_invitation_has_the_contract_shape() -> None:
     done = {
         "id": "421302:2026-11-23:A001",
         "site_code": "421302",
@@ -417,11 +433,11 @@ def test_invitation_has_the_contract_shape():
         "department": "县政务服务和大数据管理局",
         "service_channel": "window",
         "service_ended_at": "2026-11-23T02:10:00.000000Z",
-        "created_at": domain.iso(T0),
+        "created_at": iso(T0),
     }
 
 
-GOOD = {
+GOOD: dict[str, Any] = {
     "categories": [{"prefix": "A", "name": "综合", "hours": ["08:30-12:00"]}],
     "windows": [{"number": "1", "categories": {"A": 1}}],
     "staff": [{"id": "S1", "name": "张三", "windows": ["1"], "backup_windows": []}],
@@ -441,13 +457,13 @@ GOOD = {
         ({"day_close_time": "25:00"}, "day_close_time"),
     ],
 )
-def test_setup_rules_name_the_field(patch, field):
-    with pytest.raises(InvalidRule) as caught:
+def test_setup_rules_name_the_field(patch: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
         domain.build_setup({**GOOD, **patch})
     assert any(field in name for name in caught.value.fields)
 
 
-def test_staff_sign_in_own_window_backup_window_or_refused():
+def test_staff_sign_in_own_window_backup_window_or_refused() -> None:
     setup = domain.build_setup(
         {
             **GOOD,
@@ -461,7 +477,15 @@ def test_staff_sign_in_own_window_backup_window_or_refused():
     )
     assert domain.check_sign_in(setup, "S1", "1") is False
     assert domain.check_sign_in(setup, "S1", "2") is True
-    with pytest.raises(NotAllowed, match="B岗"):
+    with pytest.raises(Forbidden, match="B岗"):
         domain.check_sign_in(setup, "S1", "3")
-    with pytest.raises(domain.Missing):
+    with pytest.raises(NotFound):
         domain.check_sign_in(setup, "S9", "1")
+
+
+def test_every_action_of_the_state_machine_has_its_function_in_the_table() -> None:
+    from services.queue.domain.transitions import EFFECTS
+
+    assert set(EFFECTS) == set(domain.TRANSITIONS)
+    with pytest.raises(InvalidInput, match="outcome"):
+        domain.transition(stored("serving"), "complete", T0, "S1", POLICY, outcome="maybe")

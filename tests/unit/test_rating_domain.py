@@ -1,26 +1,37 @@
 """好差评 rules without I/O: submissions, suspicion, case transitions and deadlines (working
 days on the official calendar), appeals, rollup contributions, figures and export tables."""
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from services.common.calendar import ScheduleMissing, load_calendar
+from services.common.clock import iso, parse_iso
+from services.common.config import ConfigError
 from services.common.errors import Conflict, Forbidden, InvalidInput
+from services.common.privacy import keyed_hash, mask_name, mask_phone, phone_hash, scrub_text
+from services.common.site import Tier
 from services.rating import domain
-from services.rating.domain import (
-    Channel,
-    Classification,
-    Level,
-    RatingRules,
-    RefKind,
-)
+from services.rating.domain import Channel, Classification, Level, RefKind
+from services.rating.domain.records import Case
+from services.rating.settings import RatingSettings
 
 pytestmark = pytest.mark.unit
+T = TypeVar("T")
+
+
+def some(value: T | None) -> T:
+    """``value``, which the test expects to exist."""
+    assert value is not None
+    return value
+
 
 CAL = load_calendar(None)
-RULES = RatingRules()
+RULES = RatingSettings()
 SH = ZoneInfo("Asia/Shanghai")
 
 
@@ -52,13 +63,13 @@ ENDED = at("2024-09-30", 9)  # Mon 30 Sep 2024, the day before National Day
 RATED = at("2024-09-30", 10)
 
 
-def rating_at(moment: datetime = RATED) -> dict:
+def rating_at(moment: datetime = RATED) -> dict[str, Any]:
     """An earlier rating of the same service, as ``existing`` holds it."""
-    return {"submitted_at": domain.iso(moment)}
+    return {"submitted_at": iso(moment)}
 
 
-def check(**overrides):
-    args = {
+def check(**overrides: Any) -> int:
+    args: dict[str, Any] = {
         "facts": facts(ENDED),
         "channel": Channel.PAD,
         "level": Level.SATISFIED,
@@ -76,33 +87,37 @@ def check(**overrides):
 # --- scale -------------------------------------------------------------------------------
 
 
-def test_five_levels_last_two_bad_and_chinese_names():
+def test_five_levels_last_two_bad_and_chinese_names() -> None:
     assert [lv.zh for lv in Level] == ["非常满意", "满意", "基本满意", "不满意", "非常不满意"]
     assert [lv.bad for lv in Level] == [False, False, False, True, True]
 
 
-def test_rules_defaults_and_refusals_name_the_key():
-    rules = domain.parse_rules({})
+def test_settings_defaults_and_refusals_name_the_key() -> None:
+    rules = RatingSettings.from_section({}, Tier.COUNTY)
     assert (rules.supplementary_working_days, rules.default_rating_after_days) == (5, None)
     assert (rules.callback_working_days, rules.rectification_working_days) == (1, 5)
     assert (rules.appeal_working_days, rules.timezone) == (3, "Asia/Shanghai")
-    assert domain.parse_rules({"default_rating_after_days": 7}).default_rating_after_days == 7
-    for section, key in [
+    seven = RatingSettings.from_section({"default_rating_after_days": 7}, Tier.TOWN)
+    assert seven.default_rating_after_days == 7
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"rectification_working_days": 0}, "RATING.rectification_working_days"),
         ({"default_rating_after_days": "7"}, "RATING.default_rating_after_days"),
         ({"privacy_salt": "short"}, "RATING.privacy_salt"),
         ({"timezone": "Mars/Base"}, "RATING.timezone"),
+        ({"sweep_interval_seconds": 0}, "RATING.sweep_interval_seconds"),
         ({"bogus": 1}, "RATING.bogus"),
-    ]:
-        with pytest.raises(InvalidInput) as caught:
-            domain.parse_rules(section)
+    ]
+    for section, key in cases:
+        with pytest.raises(ConfigError) as caught:
+            RatingSettings.from_section(section, Tier.COUNTY)
         assert key in caught.value.fields
+        assert caught.value.message.startswith(key)
 
 
 # --- submissions ---------------------------------------------------------------------------
 
 
-def test_first_then_one_supplementary_then_refused():
+def test_first_then_one_supplementary_then_refused() -> None:
     assert check() == domain.FIRST
     first = rating_at()
     assert check(existing=[first]) == domain.SUPPLEMENTARY
@@ -111,7 +126,7 @@ def test_first_then_one_supplementary_then_refused():
     assert "追加评价" in caught.value.message
 
 
-def test_window_is_five_working_days_after_the_service_across_national_day():
+def test_window_is_five_working_days_after_the_service_across_national_day() -> None:
     # ended Mon 30 Sep 2024; 1–7 Oct are off; Sat 12 Oct is a make-up working day (调休)
     ended = facts(ENDED)
     assert domain.evaluation_deadline(ended, None, RULES, CAL) == date(2024, 10, 12)
@@ -126,7 +141,7 @@ def test_window_is_five_working_days_after_the_service_across_national_day():
     assert "追加评价" in caught.value.message
 
 
-def test_window_counts_from_first_rating_when_service_end_unknown():
+def test_window_counts_from_first_rating_when_service_end_unknown() -> None:
     first = rating_at(at("2024-09-13"))
     # Fri 13 Sep; Sat 14 Sep is a make-up working day, 15–17 off: 14, 18, 19, 20, 23
     assert domain.evaluation_deadline(facts(None), at("2024-09-13"), RULES, CAL) == date(
@@ -137,7 +152,7 @@ def test_window_counts_from_first_rating_when_service_end_unknown():
         check(facts=facts(None), existing=[first], now=at("2024-09-24"))
 
 
-def test_rating_into_a_year_without_schedule_is_decided_by_calendar_days_or_refused():
+def test_rating_into_a_year_without_schedule_is_decided_by_calendar_days_or_refused() -> None:
     ended = facts(at("2026-12-28"))  # 5 working days run into 2027, not loaded here
     assert check(facts=ended, now=at("2026-12-28", 11)) == 1  # right after the service
     assert check(facts=ended, now=at("2027-01-02", 18)) == 1  # 5 calendar days: surely in time
@@ -149,7 +164,7 @@ def test_rating_into_a_year_without_schedule_is_decided_by_calendar_days_or_refu
 FICTIONAL_2027 = "2027:\n  holidays: [2027-01-01, 2027-01-04]\n  workdays: []\n"
 
 
-def test_a_case_opened_before_an_unloaded_year_waits_for_its_deadlines(tmp_path):
+def test_a_case_opened_before_an_unloaded_year_waits_for_its_deadlines(tmp_path: Path) -> None:
     case = opened(at("2026-12-31"))  # the next working day is already in 2027
     assert (case["callback_due"], case["appeal_due"], case["deadlines_unknown"]) == (
         None,
@@ -176,7 +191,7 @@ def test_a_case_opened_before_an_unloaded_year_waits_for_its_deadlines(tmp_path)
     assert domain.fill_deadlines(apply(case, filled), RULES, CAL) is None
 
 
-def test_bad_rating_needs_a_reason_tag_or_text():
+def test_bad_rating_needs_a_reason_tag_or_text() -> None:
     with pytest.raises(InvalidInput) as caught:
         check(level=Level.DISSATISFIED, reasons={"tags": [], "text": "  "})
     assert "reasons" in caught.value.fields
@@ -184,20 +199,20 @@ def test_bad_rating_needs_a_reason_tag_or_text():
     assert check(level=Level.VERY_DISSATISFIED, reasons={"text": "态度差"}) == 1
 
 
-def test_nobody_rates_on_behalf_except_paper_entered_by_clerk():
+def test_nobody_rates_on_behalf_except_paper_entered_by_clerk() -> None:
     with pytest.raises(Forbidden) as caught:
         check(channel=Channel.PAD, entered_by="clerk1")
     assert "entered_by" in caught.value.fields
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(InvalidInput) as missing:
         check(channel=Channel.PAPER)
-    assert "entered_by" in caught.value.fields
+    assert "entered_by" in missing.value.fields
     assert check(channel=Channel.PAPER, entered_by="clerk1") == 1
     with pytest.raises(Forbidden):
         check(channel=Channel.SYSTEM_DEFAULT)
 
 
-def suspicion(**overrides):
-    args = {
+def suspicion(**overrides: Any) -> list[str]:
+    args: dict[str, Any] = {
         "facts": facts(ENDED),
         "now": RATED,
         "rater_staff_id": None,
@@ -210,7 +225,7 @@ def suspicion(**overrides):
     return domain.suspicion_reasons(**args)
 
 
-def test_suspicious_patterns():
+def test_suspicious_patterns() -> None:
     assert suspicion() == []
     assert suspicion(now=at("2024-09-30", 8)) == ["before_service_end"]
     assert suspicion(rater_staff_id="s1") == ["self_rating"]
@@ -230,23 +245,31 @@ def test_suspicious_patterns():
 # --- privacy -------------------------------------------------------------------------------
 
 
-def test_masking_hashing_and_scrubbing():
-    assert domain.mask_phone("13812345678") == "138****5678"
-    assert domain.mask_name("张三丰") == "张**"
-    assert domain.mask_name("李") == "*"
-    h1 = domain.protect_hash("salt-aaaaaaaaaaaaaaaa", "phone", "13812345678")
-    assert h1 != domain.protect_hash("salt-bbbbbbbbbbbbbbbb", "phone", "13812345678")
+def test_masking_hashing_and_scrubbing_come_from_common_privacy() -> None:
+    """Rating's former local copies now live in ``services.common.privacy`` (one behaviour:
+    a one-character name keeps its character, as everywhere else)."""
+    assert mask_phone("13812345678") == "138****5678"
+    assert mask_phone("+86 138-1234-5678") == "138****5678"
+    assert mask_name("张三丰") == "张**"
+    assert mask_name("李") == "李*"
+    h1 = phone_hash("salt-aaaaaaaaaaaaaaaa", "13812345678")
+    assert h1 != phone_hash("salt-bbbbbbbbbbbbbbbb", "13812345678")
+    assert h1 == phone_hash("salt-aaaaaaaaaaaaaaaa", "138 1234 5678")
+    assert h1 == keyed_hash("salt-aaaaaaaaaaaaaaaa", "phone", "13812345678")  # stored keys kept
     assert "13812345678" not in h1
     assert len(h1) == 64
-    assert domain.scrub_text("请打13812345678找我") == "请打138****5678找我"
-    assert domain.scrub_text("编号 2024123456789012") == "编号 2024123456789012"
-    assert domain.scrub_text("我是王小明，王小明", ["王小明", None]) == "我是王**，王**"
+    assert scrub_text("请打13812345678找我") == "请打138****5678找我"
+    assert scrub_text("请打 138 1234 5678 找我") == "请打 138****5678 找我"
+    assert scrub_text("编号 2024123456789012") == "编号 2024123456789012"
+    assert scrub_text("我是王小明，王小明", ["王小明", None]) == "我是王**，王**"
 
 
 # --- cases ---------------------------------------------------------------------------------
 
 
-def evaluation(level="dissatisfied", real_name=True, day="2024-09-13"):
+def evaluation(
+    level: str = "dissatisfied", real_name: bool = True, day: str = "2024-09-13"
+) -> dict[str, Any]:
     return {
         "id": "ev:ticket:421302-t1:1",
         "site_code": "421302",
@@ -262,20 +285,29 @@ def evaluation(level="dissatisfied", real_name=True, day="2024-09-13"):
     }
 
 
-def opened(now=None):
+def opened(now: datetime | None = None) -> Case:
     return domain.open_case(evaluation(), now or at("2024-09-13"), RULES, CAL)
 
 
-def apply(case, changes):
-    return {**case, **changes}
+def apply(case: Case, changes: Mapping[str, Any]) -> Case:
+    return cast(Case, {**case, **changes})
 
 
-def called_back(case, now, note="n"):
+def called_back(case: Case, now: datetime, note: str = "n") -> Case:
     """The case after h1's callback at ``now``."""
     return apply(case, domain.record_callback(case, "h1", True, note, now, RULES))
 
 
-def classify(case, classification, now, *, note="n", approver=None, deadline=None, by="h1"):
+def classify(
+    case: Case,
+    classification: Classification,
+    now: datetime,
+    *,
+    note: str = "n",
+    approver: str | None = None,
+    deadline: date | None = None,
+    by: str = "h1",
+) -> dict[str, Any]:
     """``domain.classify`` under this module's rules and calendar."""
     return domain.classify(
         case,
@@ -291,12 +323,12 @@ def classify(case, classification, now, *, note="n", approver=None, deadline=Non
 
 
 @pytest.fixture
-def to_classify():
+def to_classify() -> Case:
     """A case that h1 has called back and must now classify."""
     return apply(opened(), {"state": "classification_pending", "handler": "h1"})
 
 
-def test_case_opens_assigned_to_unit_with_working_day_deadlines():
+def test_case_opens_assigned_to_unit_with_working_day_deadlines() -> None:
     case = opened()
     assert case["unit"] == "人社局"
     assert case["state"] == "callback_pending"
@@ -309,7 +341,7 @@ def test_case_opens_assigned_to_unit_with_working_day_deadlines():
     assert no_department["unit"] == "421302"
 
 
-def test_fix_now_path_to_closed_on_time_with_who_did_each_step():
+def test_fix_now_path_to_closed_on_time_with_who_did_each_step() -> None:
     case = opened()
     case = apply(case, domain.assign(case, "h1", "lead", at("2024-09-13", 11)))
     case = called_back(case, at("2024-09-14"), note="已联系")
@@ -336,7 +368,7 @@ def test_fix_now_path_to_closed_on_time_with_who_did_each_step():
     assert all(s["by"] and s["at"] for s in case["steps"])
 
 
-def test_late_callback_or_late_close_is_not_on_time():
+def test_late_callback_or_late_close_is_not_on_time() -> None:
     case = opened()
     case = called_back(case, at("2024-09-18"))
     assert case["callback_on_time"] is False
@@ -355,7 +387,7 @@ def test_late_callback_or_late_close_is_not_on_time():
     assert closed["on_time"] is False
 
 
-def test_ledger_takes_its_own_deadline_not_in_the_past(to_classify):
+def test_ledger_takes_its_own_deadline_not_in_the_past(to_classify: Case) -> None:
     now = at("2024-09-14")
     changes = classify(
         to_classify, Classification.LEDGER, now, note="台账", deadline=date(2024, 10, 31)
@@ -368,10 +400,10 @@ def test_ledger_takes_its_own_deadline_not_in_the_past(to_classify):
         classify(to_classify, Classification.FIX_NOW, now, deadline=date(2024, 10, 1))
 
 
-def test_not_adopted_needs_an_approver_other_than_the_handler(to_classify):
+def test_not_adopted_needs_an_approver_other_than_the_handler(to_classify: Case) -> None:
     now = at("2024-09-14")
 
-    def not_adopted(approver):
+    def not_adopted(approver: str | None) -> dict[str, Any]:
         return classify(
             to_classify, Classification.NOT_ADOPTED, now, note="恶意差评", approver=approver
         )
@@ -390,7 +422,7 @@ def test_not_adopted_needs_an_approver_other_than_the_handler(to_classify):
         classify(to_classify, Classification.FIX_NOW, now, approver="chief")
 
 
-def test_illegal_transitions_and_other_handlers_are_refused():
+def test_illegal_transitions_and_other_handlers_are_refused() -> None:
     case = opened()
     with pytest.raises(Conflict):
         domain.record_rectification(case, "h1", "m", at("2024-09-13"))
@@ -408,10 +440,10 @@ def test_illegal_transitions_and_other_handlers_are_refused():
         domain.record_callback(closed, "h1", True, "n", at("2024-09-13"), RULES)
 
 
-def test_overdue_steps_are_flagged_and_escalated_once():
+def test_overdue_steps_are_flagged_and_escalated_once() -> None:
     case = opened()  # callback due Sat 14 Sep
     assert domain.escalate(case, date(2024, 9, 14), at("2024-09-14")) is None
-    changes = domain.escalate(case, date(2024, 9, 18), at("2024-09-18"))
+    changes = some(domain.escalate(case, date(2024, 9, 18), at("2024-09-18")))
     assert changes["overdue"] == ["callback"]
     assert [e["step"] for e in changes["escalations"]] == ["callback"]
     case = apply(case, changes)
@@ -419,13 +451,13 @@ def test_overdue_steps_are_flagged_and_escalated_once():
     case = called_back(case, at("2024-09-19"))
     assert case["overdue"] == []
     case = apply(case, {"state": "rectifying", "close_due": "2024-09-20"})
-    changes = domain.escalate(case, date(2024, 9, 23), at("2024-09-23"))
+    changes = some(domain.escalate(case, date(2024, 9, 23), at("2024-09-23")))
     assert changes["overdue"] == ["close"]
     assert [e["step"] for e in changes["escalations"]] == ["callback", "close"]
     assert domain.overdue_steps({**case, "state": "closed"}, date(2024, 12, 1)) == []
 
 
-def test_appeal_by_the_rated_unit_within_three_working_days():
+def test_appeal_by_the_rated_unit_within_three_working_days() -> None:
     case = opened()  # appeal due 19 Sep
     with pytest.raises(Forbidden):
         domain.file_appeal(case, "x", "民政局", "r", at("2024-09-14"), RULES)
@@ -433,7 +465,7 @@ def test_appeal_by_the_rated_unit_within_three_working_days():
         domain.file_appeal(case, "x", "人社局", "r", at("2024-09-20"), RULES)
     assert "2024-09-19" in caught.value.message
     case = apply(case, domain.file_appeal(case, "u1", "人社局", "恶意", at("2024-09-19"), RULES))
-    assert case["appeal"]["state"] == "pending"
+    assert some(case["appeal"])["state"] == "pending"
     with pytest.raises(Conflict):
         domain.file_appeal(case, "u1", "人社局", "again", at("2024-09-19"), RULES)
     with pytest.raises(Forbidden):
@@ -450,15 +482,15 @@ def test_appeal_by_the_rated_unit_within_three_working_days():
         domain.review_appeal(apply(case, rejected), "chief", True, "r", at("2024-09-19"))
 
 
-def test_replicated_cases_are_read_only_here():
+def test_replicated_cases_are_read_only_here() -> None:
     with pytest.raises(Forbidden):
-        domain._check_local({**opened(), "recorded_at_site": "421302101"}, "421302")
+        domain.check_local({**opened(), "recorded_at_site": "421302101"}, "421302")
 
 
 # --- rollups and figures -----------------------------------------------------------------
 
 
-def test_evaluation_contribution_per_dimension_day_and_month():
+def test_evaluation_contribution_per_dimension_day_and_month() -> None:
     ev = {**evaluation(level="satisfied"), "held": False, "excluded": None}
     cells = domain.expand(domain.evaluation_contribution(ev))
     dims = [
@@ -490,7 +522,7 @@ def test_evaluation_contribution_per_dimension_day_and_month():
     assert domain.expand(None) == {}
 
 
-def test_bucket_values_add_and_drop_zeros():
+def test_bucket_values_add_and_drop_zeros() -> None:
     values = {"3": {"n_satisfied": 1}}
     domain.add_to(values, "3", {"n_satisfied": -1, "excluded": 1})
     assert values == {"3": {"excluded": 1}}
@@ -498,7 +530,7 @@ def test_bucket_values_add_and_drop_zeros():
     assert values == {}
 
 
-def test_periods_plan_whole_months_and_edge_days():
+def test_periods_plan_whole_months_and_edge_days() -> None:
     months, days = domain.plan_periods(date(2024, 1, 15), date(2024, 4, 10), by_day=False)
     assert months == ["2024-02", "2024-03"]
     assert days == [("2024-01-15", "2024-01-31"), ("2024-04-01", "2024-04-10")]
@@ -516,11 +548,11 @@ def test_periods_plan_whole_months_and_edge_days():
     )
 
 
-def test_case_contribution_real_name_rates():
+def test_case_contribution_real_name_rates() -> None:
     case = {**opened(), "real_name": True}
-    assert domain.case_contribution(case)["n"] == {"cases": 1, "rn_bad": 1}
+    assert some(domain.case_contribution(case))["n"] == {"cases": 1, "rn_bad": 1}
     done = {**case, "state": "closed", "on_time": True, "called_back": True}
-    assert domain.case_contribution(done)["n"] == {
+    assert some(domain.case_contribution(done))["n"] == {
         "cases": 1,
         "cases_closed": 1,
         "cases_closed_on_time": 1,
@@ -529,11 +561,11 @@ def test_case_contribution_real_name_rates():
         "rn_rectified": 1,
     }
     anonymous = {**done, "real_name": False}
-    assert "rn_bad" not in domain.case_contribution(anonymous)["n"]
-    assert domain.case_contribution(done)["v"][0] == ["all", "*"]
+    assert "rn_bad" not in some(domain.case_contribution(anonymous))["n"]
+    assert some(domain.case_contribution(done))["v"][0] == ["all", "*"]
 
 
-def test_figures_rates():
+def test_figures_rates() -> None:
     counts = {
         "n_very_satisfied": 5,
         "n_satisfied": 3,
@@ -562,7 +594,7 @@ def test_figures_rates():
     assert empty["callback_rate"] is None
 
 
-def test_ranking_orders_by_satisfaction_then_good_then_volume_with_ties():
+def test_ranking_orders_by_satisfaction_then_good_then_volume_with_ties() -> None:
     f = domain.figures
     rows = domain.rank(
         [
@@ -577,7 +609,7 @@ def test_ranking_orders_by_satisfaction_then_good_then_volume_with_ties():
     assert [(r["key"], r["rank"]) for r in rows] == [("c", 1), ("a", 2), ("d", 2), ("b", 4)]
 
 
-def test_periods():
+def test_periods() -> None:
     assert domain.parse_period("2024-02") == (date(2024, 2, 1), date(2024, 2, 29))
     assert domain.parse_period("2024-12") == (date(2024, 12, 1), date(2024, 12, 31))
     assert domain.parse_period("2024") == (date(2024, 1, 1), date(2024, 12, 31))
@@ -590,7 +622,7 @@ def test_periods():
 # --- export mapping tables, value by value ---------------------------------------------------
 
 
-def test_gbt39046_satisfaction_codes_annex_a8():
+def test_gbt39046_satisfaction_codes_annex_a8() -> None:
     levels = domain.GBT39046.levels
     assert levels[Level.VERY_SATISFIED] == "1"
     assert levels[Level.SATISFIED] == "2"
@@ -599,7 +631,7 @@ def test_gbt39046_satisfaction_codes_annex_a8():
     assert levels[Level.VERY_DISSATISFIED] == "5"
 
 
-def test_provincial_satisfaction_codes_are_reversed():
+def test_provincial_satisfaction_codes_are_reversed() -> None:
     for profile in (domain.PROVINCIAL_PHONE, domain.PROVINCIAL_DEFAULT):
         assert profile.levels[Level.VERY_DISSATISFIED] == "1"
         assert profile.levels[Level.DISSATISFIED] == "2"
@@ -608,7 +640,7 @@ def test_provincial_satisfaction_codes_are_reversed():
         assert profile.levels[Level.VERY_SATISFIED] == "5"
 
 
-def test_gbt39046_channels():
+def test_gbt39046_channels() -> None:
     ch = domain.GBT39046.channels
     assert ch[Channel.PC] == ("1", "PC端")
     assert ch[Channel.MOBILE] == ("2", "移动服务端")
@@ -621,7 +653,7 @@ def test_gbt39046_channels():
     assert ch[Channel.SYSTEM_DEFAULT] is None
 
 
-def test_provincial_channel_numberings():
+def test_provincial_channel_numberings() -> None:
     # both numberings agree up to 5; they differ in what 6 and 7 are
     in_the_hall = {
         Channel.PC: ("1", "pc"),
@@ -645,14 +677,14 @@ def test_provincial_channel_numberings():
     }
 
 
-def test_every_profile_maps_every_canonical_value_explicitly():
+def test_every_profile_maps_every_canonical_value_explicitly() -> None:
     for profile in domain.EXPORT_PROFILES.values():
         assert set(profile.levels) == set(Level)
         assert set(profile.channels) == set(Channel)
         assert profile.sequences == {1: "1", 2: "2"}
 
 
-def test_export_record_fields_and_unmapped():
+def test_export_record_fields_and_unmapped() -> None:
     doc = {
         "id": "ev:ticket:t1:2",
         "service_ref": {"kind": "ticket", "id": "t1"},
@@ -680,19 +712,20 @@ def test_export_record_fields_and_unmapped():
         "行政区划": "421302101",
         "是否计入统计": "是",
     }
-    provincial = domain.export_record(doc, domain.PROVINCIAL_PHONE, SH)
+    provincial = some(domain.export_record(doc, domain.PROVINCIAL_PHONE, SH))
     assert provincial["满意度代码"] == "1"
-    assert domain.export_record({**doc, "rater": {}}, domain.GBT39046, SH)["评价人"] == "匿名"
+    assert some(domain.export_record({**doc, "rater": {}}, domain.GBT39046, SH))["评价人"] == "匿名"
     assert domain.export_record({**doc, "channel": "system_default"}, domain.GBT39046, SH) is None
-    excluded = domain.export_record({**doc, "excluded": {"kind": "x"}}, domain.GBT39046, SH)
+    excluded = some(domain.export_record({**doc, "excluded": {"kind": "x"}}, domain.GBT39046, SH))
     assert excluded["是否计入统计"] == "否"
 
 
-def test_times_are_utc_iso_and_local_days():
+def test_times_are_utc_iso_and_local_days() -> None:
     moment = at("2024-09-13", 7)
-    assert domain.iso(moment) == "2024-09-12T23:00:00.000Z"
+    assert iso(moment) == "2024-09-12T23:00:00.000000Z"  # microseconds, as every service
     assert domain.local_day(moment, SH) == date(2024, 9, 13)
-    assert domain.parse_time("2024-09-12T23:00:00Z") == moment
-    with pytest.raises(ValueError, match="without zone"):
-        domain.parse_time("2024-09-12T23:00:00")
+    assert parse_iso("2024-09-12T23:00:00Z") == moment
+    assert parse_iso("2024-09-12T23:00:00.000Z") == moment  # as stored by earlier versions
+    with pytest.raises(ValueError, match="no timezone"):
+        parse_iso("2024-09-12T23:00:00")
     assert moment - timedelta(hours=1) < moment

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.unit
         ("421302101201", Tier.VILLAGE),
     ],
 )
-def test_tier_of_code(code, tier):
+def test_tier_of_code(code: str, tier: Tier) -> None:
     assert tier_of(code) is tier
 
 
@@ -44,11 +44,11 @@ def test_tier_of_code(code, tier):
         ("421310", "421302", False),  # a county ending in 0 is not inside its neighbour
     ],
 )
-def test_within_subtree(code, root, inside):
+def test_within_subtree(code: str, root: str, inside: bool) -> None:
     assert within_subtree(code, root) is inside
 
 
-def test_proper_ancestor_excludes_self_and_siblings():
+def test_proper_ancestor_excludes_self_and_siblings() -> None:
     assert is_proper_ancestor("421302", "421302101")
     assert is_proper_ancestor("000000", "421302")
     assert not is_proper_ancestor("421302101", "421302101")
@@ -56,7 +56,7 @@ def test_proper_ancestor_excludes_self_and_siblings():
     assert not is_proper_ancestor("421302101201", "421302101")
 
 
-def test_valid_identity_accepts_yaml_integer_codes():
+def test_valid_identity_accepts_yaml_integer_codes() -> None:
     identity = parse_site_identity(421302101, "town", "便民服务中心", 421302)
     assert identity.code == "421302101"
     assert identity.upstream == "421302"
@@ -77,7 +77,9 @@ def test_valid_identity_accepts_yaml_integer_codes():
         (("421302", "county", "n", 0), "SITE.upstream", "引号"),
     ],
 )
-def test_invalid_identity_names_key_and_rule(args, key, fragment):
+def test_invalid_identity_names_key_and_rule(
+    args: tuple[object, str, str, object], key: str, fragment: str
+) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_site_identity(*args)
     assert list(caught.value.fields) == [key]

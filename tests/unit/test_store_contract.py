@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ import pytest
 
 from services.common.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
 from services.common.store import Index, Store, open_store, validate_store_uri
+from services.common.store.mongo import MongoStore
+from services.common.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.unit
 
@@ -72,7 +75,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     if request.param == "mongodb":
         from pymongo import MongoClient
 
-        with MongoClient(uri) as client:
+        client: MongoClient[dict[str, Any]] = MongoClient(uri)
+        with client:
             db = client.get_default_database("hall")
             for name in db.list_collection_names():
                 if name.startswith(namespace + "."):
@@ -87,7 +91,7 @@ def run_threads(targets: list[Callable[[], None]], timeout: float = 60) -> None:
         def run() -> None:
             try:
                 target()
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001  the first is re-raised below, in the test
                 errors.append(exc)
 
         return run
@@ -235,7 +239,7 @@ def test_counters_are_atomic(backend: Backend) -> None:
             with lock:
                 seen.append(value)
 
-    run_threads([lambda s=s: take(s) for s in stores for _ in range(2)])
+    run_threads([partial(take, s) for s in stores for _ in range(2)])
     assert sorted(seen) == list(range(1, 201))
     assert stores[0].next_value("ticket:421302:A", by=5) == 205
     assert stores[1].next_value("other") == 1
@@ -389,7 +393,7 @@ def test_two_concurrent_claimers_never_win_the_same_document(backend: Backend) -
 
     run_threads(
         [
-            lambda w=f"s{s}w{t}", c=claimers[s]: claim(w, c)
+            partial(claim, f"s{s}w{t}", claimers[s])
             for s in range(len(claimers))
             for t in range(per_store)
         ]
@@ -457,6 +461,30 @@ def test_mongo_feed_waits_for_a_dead_writer_only_until_its_lease(tmp_path: Path)
         assert feed.last_seq() == 1
         time.sleep(0.4)
         assert ids(feed.changes_since(0)) == ["a", "b"]  # ... until its lease has passed
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_mongo_feed_never_skips_a_writer_that_stalled_past_its_lease() -> None:
+    uri = f"mongomock://{uuid.uuid4().hex}/hall?feed_lease=0.2"
+    writer: Any = open_store(uri, "stall")
+    reader: Any = open_store(uri, "stall")
+    try:
+        items, feed = writer.collection("items"), reader.collection("items")
+        resume = threading.Event()
+        items._before_commit = resume.wait  # the writer stalls after taking its seq
+        stalled = threading.Thread(target=items.insert, args=({"id": "slow"},))
+        stalled.start()
+        time.sleep(0.3)  # past the lease: readers judge the writer dead
+        items._before_commit = None
+        items.insert({"id": "quick"})
+        seen = ids(feed.changes_since(0))
+        assert seen == ["quick"]  # the stalled write's seq is passed
+        checkpoint = feed.last_seq()
+        resume.set()
+        stalled.join(10)
+        assert ids(feed.changes_since(checkpoint)) == ["slow"]  # stamped again, not lost
     finally:
         writer.close()
         reader.close()
@@ -531,6 +559,7 @@ def test_sqlite_queries_use_the_expression_indexes(tmp_path: Path) -> None:
         ]
         for filter, sort, field in cases:
             sql, params = items._find_sql(filter, sort, 10)
+            assert isinstance(store, SqliteStore)
             rows = store._conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
             plan = " ".join(row[3] for row in rows)
             assert f"plan.items:i.{field}" in plan, plan
@@ -543,6 +572,7 @@ def test_sqlite_synchronous_is_full_unless_configured(tmp_path: Path) -> None:
     for query, expected in (("", 2), ("?synchronous=NORMAL", 1)):
         store = open_store(f"sqlite:///{tmp_path}/s.db{query}", "sync")
         try:
+            assert isinstance(store, SqliteStore)
             conn = store._conn
             assert conn.execute("PRAGMA synchronous").fetchone() == (expected,)
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -567,11 +597,14 @@ def test_open_store_selects_adapter_by_scheme(tmp_path: Path) -> None:
         stores[1].ping()
         with pytest.raises(StoreUnavailable):
             stores[2].ping()
-        assert stores[2].db.name == "hall"
-        assert stores[2].feed_lease.total_seconds() == 5
-        assert stores[1].db.name == "county"
-        stores[1].collection("items").insert({"id": "x"})
-        assert "matters.items" in stores[1].db.list_collection_names()
+        county, unreachable = stores[1], stores[2]
+        assert isinstance(county, MongoStore)
+        assert isinstance(unreachable, MongoStore)
+        assert unreachable.db.name == "hall"
+        assert unreachable.feed_lease.total_seconds() == 5
+        assert county.db.name == "county"
+        county.collection("items").insert({"id": "x"})
+        assert "matters.items" in county.db.list_collection_names()
     finally:
         for store in stores:
             store.close()
@@ -648,3 +681,117 @@ def test_validate_store_uri_accepts_without_touching_anything(tmp_path: Path) ->
     assert not Path("relative").exists()
     with pytest.raises(InvalidInput, match="不支持的存储类型 redis"):
         validate_store_uri("redis://x")
+
+
+# --- what the port refuses before it reaches a database ------------------------------------
+
+
+def test_an_operator_object_is_never_taken_for_an_id(backend: Backend) -> None:
+    items = backend.items()
+    items.insert({"id": "a", "state": "open"})
+    for attack in ({"$ne": None}, {"$gt": ""}, ["a"], 1):
+        with pytest.raises(ValueError, match="id must be a string"):
+            items.get(attack)
+        with pytest.raises(ValueError, match="id must be a string"):
+            items.update(attack, {"state": "retired"})
+    assert items.get("a")["state"] == "open"
+
+
+def test_versions_beyond_2_53_are_refused_and_nothing_is_written(backend: Backend) -> None:
+    items = backend.items()
+    for version in (2**53 + 1, 2**63, 10**30):
+        with pytest.raises(ValueError, match="2\\^53"):
+            items.upsert_versioned({"id": "big", "version": version})
+    assert items.upsert_versioned({"id": "big", "version": 2**53})
+    assert items.get("big")["version"] == 2**53
+
+
+def test_feed_positions_beyond_what_a_store_holds_are_refused(backend: Backend) -> None:
+    items = backend.items()
+    for seq, limit in ((10**30, 10), (-1, 10), (0, 10**30), (True, 10)):
+        with pytest.raises(ValueError, match="2\\^53"):
+            items.changes_since(seq, limit)
+
+
+OWNER = ("recorded_at_site", "site_code")
+
+
+def test_an_owned_upsert_replaces_only_a_copy_of_the_same_owner(backend: Backend) -> None:
+    items = backend.items()
+    town, village, sibling = "421302101", "421302101201", "421302101202"
+    assert items.upsert_versioned_many(
+        [
+            {"id": "a", "version": 1, "site_code": sibling, "n": 1},
+            {"id": "b", "version": 1, "site_code": town, "recorded_at_site": sibling, "n": 1},
+        ],
+        owner=OWNER,
+    )
+    # Another owner's copy is never replaced, whatever the version; the refusal names it.
+    forged = {"id": "a", "version": 10**9, "site_code": village, "n": 666}
+    with pytest.raises(Conflict) as refused:
+        items.upsert_versioned_many([forged], owner=OWNER)
+    assert "a" in refused.value.fields["owner"]
+    assert sibling in refused.value.message
+    assert village in refused.value.message
+    # recorded_at_site decides when set: site_code alone does not make the record one's own
+    with pytest.raises(Conflict):
+        items.upsert_versioned_many(
+            [{"id": "b", "version": 7, "site_code": town, "n": 666}], owner=OWNER
+        )
+    assert backend.items().get("a")["n"] == 1
+    assert backend.items().get("b")["n"] == 1
+    # The real owner's later versions still apply; a resend is a no-op; new ids are stored.
+    batch = [
+        {"id": "a", "version": 2, "site_code": sibling, "n": 2},
+        {"id": "b", "version": 2, "site_code": town, "recorded_at_site": sibling, "n": 2},
+        {"id": "c", "version": 1, "site_code": village, "n": 1},
+    ]
+    assert items.upsert_versioned_many(batch, owner=OWNER) == 3
+    assert items.upsert_versioned_many(batch, owner=OWNER) == 0
+    assert [backend.items().get(k)["n"] for k in "abc"] == [2, 2, 1]
+    # Without ``owner`` the plain versioned upsert is unchanged.
+    assert items.upsert_versioned({"id": "a", "version": 3, "site_code": village, "n": 3})
+
+
+def test_an_owned_upsert_refusal_leaves_sqlite_batches_whole(tmp_path: Path) -> None:
+    items = SqliteStore(tmp_path / "o.db", "o").collection("items")
+    items.upsert_versioned({"id": "x", "version": 1, "site_code": "421302101202"})
+    batch = [
+        {"id": "new", "version": 1, "site_code": "421302101201"},
+        {"id": "x", "version": 5, "site_code": "421302101201"},
+    ]
+    with pytest.raises(Conflict):
+        items.upsert_versioned_many(batch, owner=OWNER)
+    assert items.get("new") is None
+    stored = items.get("x")
+    assert stored is not None
+    assert stored["version"] == 1
+
+
+def test_every_store_has_an_incarnation_that_a_restore_changes(backend: Backend) -> None:
+    first = backend.open()
+    incarnation = first.incarnation()
+    assert isinstance(incarnation, str)
+    assert len(incarnation) >= 16
+    assert backend.open().incarnation() == incarnation  # kept in the store, not the process
+    renewed = backend.open().reincarnate()
+    assert renewed != incarnation
+    assert first.incarnation() == renewed == backend.open().incarnation()
+
+
+def test_two_stores_get_different_incarnations(tmp_path: Path) -> None:
+    one = SqliteStore(tmp_path / "one.db", "x")
+    two = SqliteStore(tmp_path / "two.db", "x")
+    assert one.incarnation() != two.incarnation()
+
+
+def test_delete_many_removes_what_matches_only(backend: Backend) -> None:
+    items = backend.items()
+    items.insert_many({"id": f"d{i}", "state": "old" if i < 3 else "new", "n": i} for i in range(5))
+    assert items.delete_many({"state": "old", "n": {"$gte": 1}}) == 2
+    assert sorted(d["id"] for d in backend.items().find()) == ["d0", "d3", "d4"]
+    assert items.delete_many({"n": {"$lt": 0}}) == 0
+    with pytest.raises(ValueError, match="condition"):
+        items.delete_many({})
+    with pytest.raises(ValueError, match="indexed"):
+        items.delete_many({"secret": 1})

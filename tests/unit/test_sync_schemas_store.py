@@ -1,20 +1,40 @@
 """The SYNC: section (defaults, Chinese errors naming the key), the batch schema, and the
 sync repository over a real SQLite store (checkpoints, high-water marks, ledger, parking)."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
+from services.common import validation
+from services.common.clock import ManualClock, iso
 from services.common.errors import InvalidInput
 from services.common.store import open_store
 from services.sync.domain import DEFAULT_MASK_KEYS, FeedRef
-from services.sync.schemas import load_batch, load_page, load_reconcile, load_settings
+from services.sync.schemas import BatchSchema, CatalogPage, ReconcileSchema
+from services.sync.settings import SyncSettings
 from services.sync.store import SyncRepository
 
 pytestmark = pytest.mark.unit
 
 KEY = "k" * 32
+load_settings = SyncSettings.from_section
 
 
-def test_settings_defaults():
+def load_batch(raw: Any) -> dict[str, Any]:
+    return validation.load(BatchSchema(), raw, "batch")
+
+
+def load_reconcile(raw: Any) -> dict[str, Any]:
+    return validation.load(ReconcileSchema(), raw, "request")
+
+
+def load_page(since: Any, limit: Any) -> tuple[int, int]:
+    page = validation.load(CatalogPage(), {"since": since, "limit": limit})
+    return page["since"], page["limit"]
+
+
+def test_settings_defaults() -> None:
     s = load_settings({})
     assert s.key is None
     assert s.children == {}
@@ -34,7 +54,7 @@ def test_settings_defaults():
     assert s.mask_keys == DEFAULT_MASK_KEYS
 
 
-def test_settings_children_from_yaml_numbers_and_custom_feeds():
+def test_settings_children_from_yaml_numbers_and_custom_feeds() -> None:
     s = load_settings(
         {
             "key": KEY,
@@ -60,18 +80,18 @@ def test_settings_children_from_yaml_numbers_and_custom_feeds():
         ({"batch_size": 0}, "SYNC.batch_size"),
         ({"batch_size": 10001}, "SYNC.batch_size"),
         ({"rpc_timeout": 0}, "SYNC.rpc_timeout"),
-        ({"upward": [{"service": "rating"}]}, "SYNC.upward.0.feed"),
+        ({"upward": [{"service": "rating"}]}, "SYNC.upward[0].feed"),
         ({"backoff_base": 10, "backoff_cap": 1}, "SYNC.backoff_cap"),
     ],
 )
-def test_settings_errors_name_the_key_in_chinese(section, field):
+def test_settings_errors_name_the_key_in_chinese(section: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         load_settings(section)
     assert field in caught.value.fields, caught.value.fields
     assert any("\u4e00" <= ch <= "\u9fff" for ch in str(caught.value))
 
 
-def batch(**change):
+def batch(**change: Any) -> dict[str, Any]:
     return {
         "schema": 1,
         "child": "421302101201",
@@ -86,18 +106,19 @@ def batch(**change):
     }
 
 
-def test_batch_schema():
+def test_batch_schema() -> None:
     loaded = load_batch(batch())
     assert loaded["resend"] is False
     assert "extra" not in loaded
-    for change, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"to_seq": -1}, "batch.to_seq"),
         ({"from_seq": 11}, "batch.to_seq"),
         ({"child": "abc"}, "batch.child"),
         ({"records": "x"}, "batch.records"),
         ({"signature": None}, "batch.signature"),
         ({"from_seq": "0"}, "batch.from_seq"),
-    ]:
+    ]
+    for change, field in cases:
         with pytest.raises(InvalidInput) as caught:
             load_batch(batch(**change))
         assert field in caught.value.fields, (change, caught.value.fields)
@@ -105,7 +126,7 @@ def test_batch_schema():
         load_batch(["not", "an", "object"])
 
 
-def test_reconcile_and_page_schemas():
+def test_reconcile_and_page_schemas() -> None:
     request = {k: v for k, v in batch().items() if k not in ("records", "from_seq", "to_seq")}
     loaded = load_reconcile({**request, "counts": {"421302101201": {"2026-11-20": 3}}})
     assert loaded["counts"] == {"421302101201": {"2026-11-20": 3}}
@@ -118,20 +139,20 @@ def test_reconcile_and_page_schemas():
 
 
 @pytest.fixture
-def repo(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path}", "sync")
-    yield SyncRepository(store)
+def repo(store_uri: str, clock: ManualClock) -> Iterator[SyncRepository]:
+    store = open_store(store_uri, "sync")
+    yield SyncRepository(store, clock)
     store.close()
 
 
-def test_checkpoints_can_move_back_when_the_upstream_says_so(repo):
+def test_checkpoints_can_move_back_when_the_upstream_says_so(repo: SyncRepository) -> None:
     assert repo.checkpoint("up:rating.evaluations") == 0
     repo.set_checkpoint("up:rating.evaluations", 500)
     repo.set_checkpoint("up:rating.evaluations", 300)
     assert repo.checkpoint("up:rating.evaluations") == 300
 
 
-def test_high_water_marks_per_child_and_feed(repo):
+def test_high_water_marks_per_child_and_feed(repo: SyncRepository) -> None:
     child, feed = "421302101201", "rating.evaluations"
     assert repo.acknowledge(child, feed, 0, 100) == 100
     assert repo.acknowledge(child, feed, 100, 250) == 250
@@ -144,7 +165,7 @@ def test_high_water_marks_per_child_and_feed(repo):
     assert marks == {(child, feed): 250, ("421302101202", feed): 7}
 
 
-def test_ledger_counts_distinct_records_per_origin_and_day(repo):
+def test_ledger_counts_distinct_records_per_origin_and_day(repo: SyncRepository) -> None:
     records = [
         {"id": f"e{i}", "version": 1, "site_code": "421302101201", "created_at": "2026-11-20T1"}
         for i in range(3)
@@ -157,7 +178,7 @@ def test_ledger_counts_distinct_records_per_origin_and_day(repo):
     assert repo.ledger_count("rating.cases", "421302101201", "2026-11-20") == 0
 
 
-def test_parking_is_idempotent_and_resolvable(repo):
+def test_parking_is_idempotent_and_resolvable(repo: SyncRepository) -> None:
     bad = {"id": "e1", "version": 1, "site_code": "x"}
     repo.park("rating.evaluations", bad, "site_code 不对", 5)
     repo.park("rating.evaluations", bad, "another reason", 5)
@@ -173,16 +194,19 @@ def test_parking_is_idempotent_and_resolvable(repo):
     assert repo.parked_versions("rating.evaluations") == set()
 
 
-def test_outcomes(repo):
+def test_outcomes(repo: SyncRepository, clock: ManualClock) -> None:
     assert repo.outcome("up:rating.evaluations") == {}
     repo.failed("up:rating.evaluations", "timeout", "上级站点在规定时间内没有应答")
+    failed_at = iso(clock())
+    clock.advance(seconds=1)
     repo.succeeded("up:rating.evaluations")
     outcome = repo.outcome("up:rating.evaluations")
     assert outcome["last_error_reason"] == "timeout"
-    assert outcome["last_success"] >= outcome["last_error_at"]
+    assert outcome["last_error_at"] == failed_at  # stored with the injected clock
+    assert outcome["last_success"] == iso(clock()) > outcome["last_error_at"]
 
 
-def test_only_towns_and_villages_pull_the_catalog_by_default():
+def test_only_towns_and_villages_pull_the_catalog_by_default() -> None:
     from services.common.site import Tier
 
     pulls = {tier: load_settings({}, tier).pull_catalog for tier in Tier}

@@ -1,23 +1,25 @@
 """MongoDB adapter (pymongo): county tier and above; also runs over ``mongomock`` in tests.
 
 Documents are stored with ``_id`` = the port's ``id`` (never returned). Collections are
-``<namespace>.<name>``; beside them ``<namespace>._counters`` (``next_value``),
-``<namespace>._seq`` (one feed counter per collection) and ``<namespace>._inflight``.
+``<namespace>.<name>``; beside them ``<namespace>._counters`` (``next_value``), ``._seq``
+(one feed counter per collection), ``._inflight`` and ``._meta`` (the incarnation).
 
-The change feed must not skip a write that takes seq 10 but commits after seq 11. Every
-write therefore follows the in-flight marker protocol:
+The feed must not skip a write that takes seq 10 but commits after seq 11, so every write
+follows the in-flight marker protocol:
 
-1. insert a marker ``{_id: uuid, coll, at: now, seq: None}`` into ``_inflight``;
-2. allocate ``S`` (or a block of ``n``) with ``$inc`` on the collection's feed counter;
-3. set the marker's ``seq`` to ``S`` (the block's lowest);
-4. write the document(s) with ``_seq`` from the block;
-5. delete the marker.
+1. insert a marker ``{_id: uuid, coll, at: <server time>, seq: None}`` into ``_inflight``;
+2. allocate ``S`` (or a block of ``n``) with ``$inc`` on the feed counter; 3. set the
+marker's ``seq`` to ``S``; 4. write the document(s) with ``_seq`` from the block; 5. delete
+the marker; 6. if it was already gone (a reader judged the writer dead), stamp them again.
 
-A reader reads the counter ``C`` first, then the live markers (younger than the lease).
-Any marker without a seq might hold a number ≤ C, so nothing past what is already known
-to be settled is shown; otherwise the horizon is ``min(C, lowest marker seq - 1)``.
-Everything at or below a horizon is final, so the highest horizon seen is remembered.
-A writer that dies between 1 and 5 stalls the feed only until its marker's lease expires.
+A reader deletes the markers older than the lease, reads the counter ``C``, then the
+remaining markers. Any marker without a seq might hold a number ≤ C, so nothing past what
+is known to be settled is shown; otherwise the horizon is ``min(C, lowest marker seq - 1)``.
+Everything at or below a horizon is final, so the highest horizon seen is remembered. A
+writer that dies between 1 and 5 stalls the feed only until its marker's lease expires.
+Leases are measured on the server's clock (``$currentDate``), never a client's. A writer
+that stalled past its lease finds its marker gone (step 6): readers may have passed its
+seq, so it stamps its documents again with fresh seqs through the same protocol.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pymongo import ASCENDING, MongoClient, ReturnDocument
@@ -34,38 +36,28 @@ from pymongo.collection import Collection as MongoCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from services.common.errors import Conflict, NotFound, StoreUnavailable
+from services.common.store.mongo_query import bson_field, bson_query, from_bson
 from services.common.store.port import (
     Doc,
     Filter,
     Index,
     Sort,
+    check_delete,
+    check_id,
     check_name,
+    check_position,
     check_query,
     check_update,
+    new_incarnation,
+    owner_conflict,
+    owner_of,
+    owner_query,
     queryable_fields,
     split_doc,
 )
 
 DEFAULT_FEED_LEASE_S = 60.0
 _DUPLICATE_KEY = 11000
-
-# mongomock "servers" by URI host, each with a lock standing in for the server's
-# per-document atomicity (mongomock's find_one_and_update reads, then writes).
-_MOCK_SERVERS: dict[str, tuple[Any, threading.RLock]] = {}
-_MOCK_SERVERS_LOCK = threading.Lock()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)  # naive UTC: what pymongo returns
-
-
-def _out(stored: Mapping[str, Any]) -> Doc:
-    doc = dict(stored)
-    return {"id": doc.pop("_id"), **doc}
-
-
-def _key(field: str) -> str:
-    return "_id" if field == "id" else field
 
 
 class MongoStore:
@@ -87,6 +79,7 @@ class MongoStore:
         self.counters = self.db[f"{namespace}._counters"]
         self.feed_counters = self.db[f"{namespace}._seq"]
         self.inflight = self.db[f"{namespace}._inflight"]
+        self.meta = self.db[f"{namespace}._meta"]
         self._collections: dict[str, MongoStoreCollection] = {}
         self._lock = threading.Lock()
         self._inflight_indexed = False
@@ -94,15 +87,9 @@ class MongoStore:
     @classmethod
     def mock(cls, server: str, database: str, namespace: str, feed_lease_s: float) -> MongoStore:
         """A store over an in-process mongomock server shared by every store naming it."""
-        import mongomock  # test-only dependency
-        from mongomock.store import ServerStore
+        from services.common.store.mockserver import mock_client  # test-only dependency
 
-        with _MOCK_SERVERS_LOCK:
-            if server not in _MOCK_SERVERS:
-                backing = ServerStore()  # type: ignore[no-untyped-call, unused-ignore]
-                _MOCK_SERVERS[server] = (backing, threading.RLock())
-            backing, lock = _MOCK_SERVERS[server]
-        client = cast("MongoClient[Doc]", mongomock.MongoClient(_store=backing))
+        client, lock = mock_client(server)
         return cls(client, database, namespace, feed_lease_s, serial=lock)
 
     @contextmanager
@@ -136,8 +123,35 @@ class MongoStore:
                 self._inflight_indexed = True
             return coll
 
+    def server_now(self) -> datetime:
+        """The database server's clock (naive UTC, as pymongo returns dates), read by
+        stamping a probe document with ``$currentDate``."""
+        with self.op():
+            probe = self.inflight.find_one_and_update(
+                {"_id": "_clock"},
+                {"$currentDate": {"at": True}, "$set": {"coll": None}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        return cast(datetime, probe["at"])
+
     def next_value(self, counter: str, by: int = 1) -> int:
         return self.increment(self.counters, counter, by)
+
+    def incarnation(self) -> str:
+        """Generated by the first reader (``$setOnInsert``: concurrent first readers agree)."""
+        new, query = {"$setOnInsert": {"value": new_incarnation()}}, {"_id": "incarnation"}
+        with self.op(), suppress(DuplicateKeyError):  # a concurrent first upsert won
+            self.meta.update_one(query, new, upsert=True)
+        with self.op():
+            doc = self.meta.find_one(query)
+        return str(doc["value"]) if doc else self.reincarnate()
+
+    def reincarnate(self) -> str:
+        value = new_incarnation()
+        with self.op():
+            self.meta.update_one({"_id": "incarnation"}, {"$set": {"value": value}}, upsert=True)
+        return value
 
     def ping(self) -> None:
         try:
@@ -148,6 +162,11 @@ class MongoStore:
 
     def close(self) -> None:
         self._client.close()
+
+    def drop_counters(self, low: str, high: str) -> int:
+        with self.op():
+            result = self.counters.delete_many({"_id": {"$gte": low, "$lt": high}})
+        return int(result.deleted_count)
 
 
 class MongoStoreCollection:
@@ -165,29 +184,43 @@ class MongoStoreCollection:
             self._coll.create_index([("_seq", ASCENDING)])
             for index in self.indexes:
                 self._coll.create_index(
-                    [(_key(field), ASCENDING) for field in index.fields],
+                    [(bson_field(field), ASCENDING) for field in index.fields],
                     unique=index.unique,
                     sparse=index.unique,  # documents without the field do not collide
                 )
 
     @contextmanager
-    def _seqs(self, n: int) -> Iterator[int]:
-        """Run steps 1–3 and 5 of the marker protocol around a write of ``n`` documents;
-        yields the first seq of the block."""
+    def _seqs(self, ids: Sequence[str]) -> Iterator[int]:
+        """Steps 1–3, 5, 6 around a write of the documents ``ids``; yields the first seq."""
         store, marker = self._store, uuid.uuid4().hex
         with store.op():
-            store.inflight.insert_one({"_id": marker, "coll": self.name, "at": _now(), "seq": None})
+            store.inflight.update_one(
+                {"_id": marker},
+                {"$currentDate": {"at": True}, "$set": {"coll": self.name, "seq": None}},
+                upsert=True,
+            )
         try:
-            first = store.increment(store.feed_counters, self.name, n) - n + 1
+            first = store.increment(store.feed_counters, self.name, len(ids)) - len(ids) + 1
             with store.op():
                 store.inflight.update_one({"_id": marker}, {"$set": {"seq": first}})
             if self._before_commit is not None:
                 self._before_commit()
             yield first
-        finally:
+        except BaseException:
             # If this fails, the marker's lease expires it.
             with suppress(PyMongoError, StoreUnavailable), store.op():
                 store.inflight.delete_one({"_id": marker})
+            raise
+        with store.op():
+            expired = store.inflight.delete_one({"_id": marker}).deleted_count == 0
+        if expired:  # a reader judged this writer dead and may have passed its seqs
+            self._restamp(ids)
+
+    def _restamp(self, ids: Sequence[str]) -> None:
+        """Give already written documents fresh seqs, through the marker protocol."""
+        with self._seqs(ids) as first, self._store.op():
+            for n, doc_id in enumerate(ids):
+                self._coll.update_one({"_id": doc_id}, {"$set": {"_seq": first + n}})
 
     def _prepare(self, docs: Iterable[Mapping[str, Any]], versioned: bool) -> list[Doc]:
         return [
@@ -214,25 +247,34 @@ class MongoStoreCollection:
         stored = self._prepare(docs, versioned=False)
         if not stored:
             return []
-        with self._seqs(len(stored)) as first:
+        with self._seqs([doc["_id"] for doc in stored]) as first:
             for n, doc in enumerate(stored):
                 doc["_seq"] = first + n
             if refused := self._insert(stored, ordered=True):
                 raise Conflict(
                     f"{self.name}：记录 {stored[refused[0]]['_id']} 已存在或唯一字段重复"
                 )
-        return [_out(doc) for doc in stored]
+        return [from_bson(doc) for doc in stored]
 
     def get(self, doc_id: str) -> Doc | None:
+        check_id(doc_id)
         with self._store.op():
             doc = self._coll.find_one({"_id": doc_id})
-        return None if doc is None else _out(doc)
+        return None if doc is None else from_bson(doc)
+
+    def delete(self, doc_id: str, expect: Mapping[str, Any] | None = None) -> bool:
+        check_id(doc_id)
+        check_update({}, expect)
+        with self._store.op():
+            result = self._coll.delete_one({"_id": doc_id, **(expect or {})})
+        return bool(result.deleted_count)
 
     def update(
         self, doc_id: str, changes: Mapping[str, Any], expect: Mapping[str, Any] | None = None
     ) -> Doc | None:
+        check_id(doc_id)
         check_update(changes, expect)
-        with self._seqs(1) as seq:
+        with self._seqs([doc_id]) as seq:
             try:
                 with self._store.op():
                     doc: Doc | None = self._coll.find_one_and_update(
@@ -243,7 +285,7 @@ class MongoStoreCollection:
             except DuplicateKeyError as exc:
                 raise Conflict(f"{self.name}：唯一字段重复") from exc
         if doc is not None:
-            return _out(doc)
+            return from_bson(doc)
         if self.get(doc_id) is None:
             raise NotFound(f"{self.name}：记录 {doc_id} 不存在")
         return None
@@ -251,32 +293,46 @@ class MongoStoreCollection:
     def upsert_versioned(self, doc: Mapping[str, Any]) -> bool:
         return self.upsert_versioned_many([doc]) == 1
 
-    def upsert_versioned_many(self, docs: Iterable[Mapping[str, Any]]) -> int:
-        """New ids are inserted in one round trip; an id already stored is replaced only by
-        a higher version (one round trip each). No multi-document atomicity: on ``Conflict``
-        other documents of the batch may already be applied; a resend is harmless."""
+    def upsert_versioned_many(
+        self, docs: Iterable[Mapping[str, Any]], owner: Sequence[str] = ()
+    ) -> int:
+        """New ids in one round trip; a stored id is replaced only by a higher version and,
+        with ``owner``, of the same owner (both in the replacement's filter: atomic). On
+        ``Conflict`` other documents of the batch may be applied; a resend is harmless."""
         stored = self._prepare(docs, versioned=True)
         if not stored:
             return 0
-        with self._seqs(len(stored)) as first:
+        foreign: list[tuple[str, Any, Any]] = []
+        with self._seqs([doc["_id"] for doc in stored]) as first:
             for n, doc in enumerate(stored):
                 doc["_seq"] = first + n
             refused = self._insert(stored, ordered=False)
-            return len(stored) - len(refused) + sum(self._replace_older(stored[i]) for i in refused)
+            applied = len(stored) - len(refused)
+            applied += sum(self._replace_older(stored[i], owner, foreign) for i in refused)
+        if foreign:
+            raise owner_conflict(self.name, foreign)
+        return applied
 
-    def _replace_older(self, doc: Doc) -> int:
+    def _replace_older(self, doc: Doc, owner: Sequence[str], foreign: list[Any]) -> int:
+        new_owner = owner_of(doc, owner)  # ``owner_query`` of no fields matches anything
+        query = {
+            "_id": doc["_id"],
+            "version": {"$lt": doc["version"]},
+            "$or": owner_query(owner, new_owner),
+        }
         try:
             with self._store.op():
-                result = self._coll.replace_one(
-                    {"_id": doc["_id"], "version": {"$lt": doc["version"]}}, doc
-                )
+                result = self._coll.replace_one(query, doc)
         except DuplicateKeyError as exc:
             raise Conflict(f"{self.name}：记录 {doc['_id']} 的唯一字段重复") from exc
         if result.matched_count:
             return 1
-        if self.get(doc["_id"]) is None:  # refused by another unique index, not by _id
+        current = self.get(doc["_id"])
+        if current is None:  # refused by another unique index, not by _id
             raise Conflict(f"{self.name}：记录 {doc['_id']} 的唯一字段重复")
-        return 0  # the stored version is newer or equal
+        if owner and owner_of(current, owner) != new_owner:
+            foreign.append((doc["_id"], owner_of(current, owner), new_owner))
+        return 0  # the stored version is newer or equal, or another owner's
 
     def find(
         self, filter: Filter | None = None, sort: Sort | None = None, limit: int | None = None
@@ -285,25 +341,31 @@ class MongoStoreCollection:
         if limit is not None and limit <= 0:  # Mongo reads limit 0 as "no limit"
             return []
         with self._store.op():
-            cursor = self._coll.find(self._query(filter))
+            cursor = self._coll.find(bson_query(filter))
             if sort:
-                cursor = cursor.sort([(_key(field), direction) for field, direction in sort])
+                cursor = cursor.sort([(bson_field(field), direction) for field, direction in sort])
             if limit is not None:
                 cursor = cursor.limit(limit)
-            return [_out(doc) for doc in cursor]
+            return [from_bson(doc) for doc in cursor]
 
     def count(self, filter: Filter | None = None) -> int:
         check_query(filter, None, self._allowed)
         with self._store.op():
-            return self._coll.count_documents(self._query(filter))
+            return self._coll.count_documents(bson_query(filter))
+
+    def delete_many(self, filter: Filter) -> int:
+        check_delete(filter, self._allowed)
+        with self._store.op():
+            return int(self._coll.delete_many(bson_query(filter)).deleted_count)
 
     def changes_since(self, seq: int, limit: int = 500) -> list[Doc]:
+        check_position(seq, limit)
         horizon = self._horizon_now()
         if horizon <= seq or limit <= 0:
             return []
         with self._store.op():
             cursor = self._coll.find({"_seq": {"$gt": seq, "$lte": horizon}})
-            return [_out(doc) for doc in cursor.sort("_seq", ASCENDING).limit(limit)]
+            return [from_bson(doc) for doc in cursor.sort("_seq", ASCENDING).limit(limit)]
 
     def last_seq(self) -> int:
         horizon = self._horizon_now()
@@ -315,23 +377,14 @@ class MongoStoreCollection:
         """The highest seq at or below which every write is final (the reader's protocol)."""
         store = self._store
         with store.op():
+            expired = store.server_now() - store.feed_lease
+            store.inflight.delete_many({"coll": self.name, "at": {"$lt": expired}})
             counter = store.feed_counters.find_one({"_id": self.name})
         top = int(counter["value"]) if counter else 0
         with store.op():
-            live = store.inflight.find(
-                {"coll": self.name, "at": {"$gte": _now() - store.feed_lease}}, {"seq": 1}
-            )
+            live = store.inflight.find({"coll": self.name}, {"seq": 1})
             pending: list[int | None] = [marker.get("seq") for marker in live]
         settled = [seq for seq in pending if seq is not None]
         if len(settled) == len(pending):  # else a writer may yet take a seq at or below top
             self._horizon = max(self._horizon, min([top, *(seq - 1 for seq in settled)]))
         return self._horizon
-
-    @staticmethod
-    def _query(filter: Filter | None) -> Doc:
-        query: Doc = {}
-        for field, cond in (filter or {}).items():
-            if isinstance(cond, Mapping):  # BSON needs a list for $in, not a tuple or set
-                cond = {op: list(v) if op == "$in" else v for op, v in cond.items()}
-            query[_key(field)] = cond
-        return query

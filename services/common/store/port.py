@@ -12,9 +12,12 @@ position in its collection's change feed (a new, higher value on every write).
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from services.common.errors import Conflict
 
 Doc = dict[str, Any]
 Filter = Mapping[str, Any]
@@ -46,6 +49,11 @@ class Collection(Protocol):
     def get(self, doc_id: str) -> Doc | None:
         """The document, or None."""
 
+    def delete(self, doc_id: str, expect: Mapping[str, Any] | None = None) -> bool:
+        """Remove a document if every ``expect`` field equals the stored value (retention
+        of private records; never for a feed others follow: followers do not see it go).
+        Returns whether it was removed."""
+
     def update(
         self, doc_id: str, changes: Mapping[str, Any], expect: Mapping[str, Any] | None = None
     ) -> Doc | None:
@@ -57,10 +65,17 @@ class Collection(Protocol):
         """Replication write: store ``doc`` if absent or newer than the stored version.
         An older or equal version is a no-op. Returns whether it was applied."""
 
-    def upsert_versioned_many(self, docs: Iterable[Mapping[str, Any]]) -> int:
+    def upsert_versioned_many(
+        self, docs: Iterable[Mapping[str, Any]], owner: Sequence[str] = ()
+    ) -> int:
         """The batch form of ``upsert_versioned``, durable when it returns; the count applied.
         A document refused by another unique index raises ``Conflict`` (SQLite: nothing of
-        the batch is applied; Mongo: others may be). Re-applying a batch is a no-op."""
+        the batch is applied; Mongo: others may be). Re-applying a batch is a no-op.
+
+        ``owner`` (replication: ``OWNER_FIELDS``) names the fields that say whose a document
+        is (the first one set wins, see ``owner_of``): a stored copy is then replaced only by
+        a document of the same owner, checked in the same atomic write; a document whose
+        stored copy has another owner raises ``Conflict`` naming it (whatever the versions)."""
 
     def find(
         self, filter: Filter | None = None, sort: Sort | None = None, limit: int | None = None
@@ -70,6 +85,11 @@ class Collection(Protocol):
 
     def count(self, filter: Filter | None = None) -> int:
         """How many documents match ``filter`` (same subset as ``find``)."""
+
+    def delete_many(self, filter: Filter) -> int:
+        """Remove the documents matching ``filter`` (same subset as ``find``; at least one
+        condition); how many. For retention of a service's own bookkeeping: a deleted
+        document simply leaves the change feed, so never delete from a published feed."""
 
     def changes_since(self, seq: int, limit: int = 500) -> list[Doc]:
         """Documents whose ``_seq`` > ``seq``, ascending. Never skips a write that commits
@@ -89,11 +109,24 @@ class Store(Protocol):
     def next_value(self, counter: str, by: int = 1) -> int:
         """Atomically add ``by`` to a named counter and return the new value."""
 
+    def incarnation(self) -> str:
+        """This store's incarnation: generated when the store is created, kept in it, and
+        changed by ``reincarnate`` after every restore. Feed pages carry it, so a follower
+        sees that positions it remembers may have been rolled back."""
+
+    def reincarnate(self) -> str:
+        """Give the store a new incarnation (``hallctl restore``); returns it."""
+
     def ping(self) -> None:
         """Raise ``StoreUnavailable`` when the store cannot be used."""
 
     def close(self) -> None:
         """Release connections; the store must not be used afterwards."""
+
+    def drop_counters(self, low: str, high: str) -> int:
+        """Remove the named counters with ``low <= name < high`` (retention of per-day
+        counters: ``("phone:", "phone:2026-11-01")`` removes every ``phone:<day>…`` before
+        that day, since a name in that range must start with ``low``); returns how many."""
 
 
 # --- Rules both adapters enforce, kept here once so they cannot drift apart. ---------------
@@ -102,6 +135,13 @@ class Store(Protocol):
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}\Z")
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _SCALARS = (str, int, float, bool, type(None))
+# Versions and feed positions stay exact in every store and in JSON (IEEE doubles): a
+# replicated record claiming more is refused (sync parks it), never stored or wrapped.
+MAX_VERSION = 2**53
+MAX_SEQ = 2**53
+# The fields that name a replicated record's owner, in order: the site whose service
+# recorded it, else its origin (docs/architecture.md, "Replication").
+OWNER_FIELDS = ("recorded_at_site", "site_code")
 # Fields the port manages; ``_id`` is reserved for the Mongo adapter.
 _MANAGED = frozenset({"id", "_id", "version", "_seq"})
 
@@ -149,6 +189,13 @@ def check_query(filter: Filter | None, sort: Sort | None, allowed: frozenset[str
             raise ValueError(f"sort direction on {field!r} must be 1 or -1")
 
 
+def check_delete(filter: Filter, allowed: frozenset[str]) -> None:
+    """A ``delete_many`` filter: the ``find`` subset, with at least one condition."""
+    check_query(filter, None, allowed)
+    if not filter:
+        raise ValueError("delete_many needs a condition")
+
+
 def split_doc(doc: Mapping[str, Any], *, versioned: bool = False) -> tuple[str, int, Doc]:
     """``(id, version, other fields)`` of a document to write; ``_seq`` given is ignored.
     ``versioned`` (replication) requires the version; otherwise it defaults to 1."""
@@ -160,9 +207,58 @@ def split_doc(doc: Mapping[str, Any], *, versioned: bool = False) -> tuple[str, 
         raise ValueError("a document needs a non-empty string 'id'")
     if "_id" in fields:
         raise ValueError("'_id' is reserved; use 'id'")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"document {doc_id!r} needs an integer version >= 1, not {version!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise ValueError(
+            f"document {doc_id!r} needs an integer version from 1 to 2^53, not {version!r}"
+        )
     return doc_id, version, fields
+
+
+def owner_of(doc: Mapping[str, Any], fields: Sequence[str]) -> Any:
+    """The first of ``fields`` set (not None) in ``doc``, or None."""
+    for field in fields:
+        value = doc.get(field)
+        if value is not None:
+            return value
+    return None
+
+
+def owner_conflict(collection: str, refused: Sequence[tuple[str, Any, Any]]) -> Conflict:
+    """The refusal of documents ``(id, stored owner, new owner)`` whose stored copies belong
+    to another owner."""
+    doc_id, stored, new = refused[0]
+    more = f"（共 {len(refused)} 条）" if len(refused) > 1 else ""
+    return Conflict(
+        f"{collection}：记录 {doc_id} 属于站点 {stored}，不能由站点 {new} 的记录覆盖{more}",
+        {"owner": [str(item[0]) for item in refused[:20]]},
+    )
+
+
+def owner_query(fields: Sequence[str], owner: Any) -> list[dict[str, Any]]:
+    """The ``$or`` clauses (Mongo's query language) matching documents whose
+    ``owner_of(doc, fields)`` is ``owner``; ``{field: None}`` also matches a missing field."""
+    if owner is None:
+        return [dict.fromkeys(fields)]
+    return [{**dict.fromkeys(fields[:n]), field: owner} for n, field in enumerate(fields)]
+
+
+def new_incarnation() -> str:
+    return uuid.uuid4().hex
+
+
+def check_id(doc_id: Any) -> str:
+    """An id to look up: a string, never an operator object such as ``{"$ne": None}``."""
+    if not isinstance(doc_id, str):
+        raise ValueError(f"a document id must be a string, not {type(doc_id).__name__}")
+    return doc_id
+
+
+def check_position(seq: Any, limit: Any) -> tuple[int, int]:
+    """A feed position and page size: integers the store can hold."""
+    for name, value in (("seq", seq), ("limit", limit)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEQ:
+            raise ValueError(f"{name} must be an integer from 0 to 2^53, not {value!r}")
+    return seq, limit
 
 
 def check_update(changes: Mapping[str, Any], expect: Mapping[str, Any] | None) -> None:

@@ -10,8 +10,10 @@ Two processes on one file wait for each other (``busy_timeout``) instead of fail
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,17 +25,22 @@ from services.common.store.port import (
     Filter,
     Index,
     Sort,
+    check_delete,
+    check_id,
     check_name,
+    check_position,
     check_query,
     check_update,
+    new_incarnation,
+    owner_conflict,
+    owner_of,
     queryable_fields,
     split_doc,
 )
+from services.common.store.sqlite_query import expr, where
 
 BUSY_TIMEOUT_S = 30.0
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-_COLUMNS = {"id": "id", "version": "version", "_seq": "seq"}
-_RANGES = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 # OperationalError texts that mean "the store is not usable now", not "the SQL is wrong".
 _UNAVAILABLE = ("locked", "busy", "disk", "unable to open", "readonly", "full", "malformed")
 
@@ -44,11 +51,6 @@ def _dump(fields: Doc) -> str:
 
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def _expr(field: str) -> str:
-    """The SQL for a field; indexes and queries use this same text so the planner matches."""
-    return _COLUMNS.get(field) or f"json_extract(doc, '$.{field}')"
 
 
 def _doc(doc_id: str, seq: int, version: int, fields: Doc) -> Doc:
@@ -69,6 +71,31 @@ def _guard() -> Iterator[None]:
         raise
 
 
+def _until_unlocked(step: Callable[[], object]) -> None:
+    """Run ``step``, retrying while another process holds the file's lock.
+
+    Switching to WAL and the first schema write need the file briefly to themselves, and
+    SQLite answers "database is locked" there without calling the busy handler when a second
+    process opens the same file at the same instant (two replicas starting together); so the
+    wait ``busy_timeout`` gives every other statement is given here by hand.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            with _guard():
+                step()
+            return
+        except StoreUnavailable as exc:
+            locked = isinstance(exc.__cause__, sqlite3.OperationalError) and any(
+                text in str(exc.__cause__).lower() for text in ("locked", "busy")
+            )
+            if not locked or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
 class SqliteStore:
     kind = "sqlite"
 
@@ -80,8 +107,9 @@ class SqliteStore:
         self._lock = threading.RLock()
         self._collections: dict[str, SqliteCollection] = {}
         self._counters = _quote(f"{namespace}._counters")
+        self._meta = _quote(f"{namespace}._meta")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
@@ -91,16 +119,27 @@ class SqliteStore:
         try:
             with _guard():
                 conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-                conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-            with self.transaction() as tx:
-                tx.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self._counters} "
-                    "(name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
-                )
+            _until_unlocked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+            _until_unlocked(self._create_meta)
         except BaseException:
             conn.close()
             raise
+
+    def _create_meta(self) -> None:
+        with self.transaction() as tx:
+            tx.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._counters} "
+                "(name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+            )
+            tx.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._meta} "
+                "(name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            tx.execute(
+                f"INSERT OR IGNORE INTO {self._meta} (name, value) VALUES ('incarnation', ?)",
+                (new_incarnation(),),
+            )
 
     @contextmanager
     def transaction(
@@ -141,6 +180,20 @@ class SqliteStore:
             ).fetchone()
         return int(value)
 
+    def incarnation(self) -> str:
+        rows = self.read(f"SELECT value FROM {self._meta} WHERE name = 'incarnation'")
+        return str(rows[0][0])
+
+    def reincarnate(self) -> str:
+        value = new_incarnation()
+        with self.transaction() as tx:
+            tx.execute(
+                f"INSERT INTO {self._meta} (name, value) VALUES ('incarnation', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (value,),
+            )
+        return value
+
     def ping(self) -> None:
         try:
             self.read("SELECT 1")
@@ -150,6 +203,13 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def drop_counters(self, low: str, high: str) -> int:
+        with self.transaction() as tx:
+            cursor = tx.execute(
+                f"DELETE FROM {self._counters} WHERE name >= ? AND name < ?", (low, high)
+            )
+        return int(cursor.rowcount)
 
 
 class SqliteCollection:
@@ -173,7 +233,7 @@ class SqliteCollection:
                 tx.execute(
                     f"CREATE {'UNIQUE ' if index.unique else ''}INDEX IF NOT EXISTS "
                     f"{_quote(f'{store.namespace}.{name}:{label}')} ON {self._table} "
-                    f"({', '.join(_expr(field) for field in index.fields)})"
+                    f"({', '.join(expr(field) for field in index.fields)})"
                 )
 
     @contextmanager
@@ -201,14 +261,31 @@ class SqliteCollection:
         return [_doc(row[0], top + n, row[1], row[2]) for n, row in enumerate(rows, 1)]
 
     def get(self, doc_id: str) -> Doc | None:
+        check_id(doc_id)
         rows = self._store.read(
             f"SELECT id, seq, version, doc FROM {self._table} WHERE id = ?", (doc_id,)
         )
         return _row(rows[0]) if rows else None
 
+    def delete(self, doc_id: str, expect: Mapping[str, Any] | None = None) -> bool:
+        check_id(doc_id)
+        check_update({}, expect)
+        with self._store.transaction() as tx:
+            row = tx.execute(
+                f"SELECT id, seq, version, doc FROM {self._table} WHERE id = ?", (doc_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            current = _row(row)
+            if any(current.get(key) != value for key, value in (expect or {}).items()):
+                return False
+            tx.execute(f"DELETE FROM {self._table} WHERE id = ?", (doc_id,))
+        return True
+
     def update(
         self, doc_id: str, changes: Mapping[str, Any], expect: Mapping[str, Any] | None = None
     ) -> Doc | None:
+        check_id(doc_id)
         check_update(changes, expect)
         with self._write() as (tx, top):
             row = tx.execute(
@@ -230,12 +307,16 @@ class SqliteCollection:
     def upsert_versioned(self, doc: Mapping[str, Any]) -> bool:
         return self.upsert_versioned_many([doc]) == 1
 
-    def upsert_versioned_many(self, docs: Iterable[Mapping[str, Any]]) -> int:
+    def upsert_versioned_many(
+        self, docs: Iterable[Mapping[str, Any]], owner: Sequence[str] = ()
+    ) -> int:
         rows = [split_doc(doc, versioned=True) for doc in docs]
         params = [(doc_id, version, _dump(fields)) for doc_id, version, fields in rows]
         if not params:
             return 0
         with self._write() as (tx, top):
+            if owner:
+                self._check_owners(tx, rows, owner)
             cursor = tx.executemany(
                 f"INSERT INTO {self._table} (id, seq, version, doc) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, version = excluded.version, "
@@ -243,6 +324,27 @@ class SqliteCollection:
                 [(row[0], top + n, row[1], row[2]) for n, row in enumerate(params, 1)],
             )
             return cursor.rowcount
+
+    def _check_owners(
+        self, tx: sqlite3.Connection, rows: Sequence[tuple[str, int, Doc]], owner: Sequence[str]
+    ) -> None:
+        """Inside the write's transaction: refuse documents whose stored copy has another
+        owner (the batch is rolled back whole)."""
+        new = {doc_id: owner_of(fields, owner) for doc_id, _, fields in rows}
+        ids = list(new)
+        refused = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            found = tx.execute(
+                f"SELECT id, doc FROM {self._table} WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            for doc_id, doc in found:
+                stored = owner_of(json.loads(doc), owner)
+                if stored != new[doc_id]:
+                    refused.append((doc_id, stored, new[doc_id]))
+        if refused:
+            raise owner_conflict(self.name, refused)
 
     def find(
         self, filter: Filter | None = None, sort: Sort | None = None, limit: int | None = None
@@ -252,10 +354,17 @@ class SqliteCollection:
 
     def count(self, filter: Filter | None = None) -> int:
         check_query(filter, None, self._allowed)
-        where, params = self._where(filter)
-        return int(self._store.read(f"SELECT COUNT(*) FROM {self._table}{where}", params)[0][0])
+        clause, params = where(filter)
+        return int(self._store.read(f"SELECT COUNT(*) FROM {self._table}{clause}", params)[0][0])
+
+    def delete_many(self, filter: Filter) -> int:
+        check_delete(filter, self._allowed)
+        clause, params = where(filter)
+        with self._store.transaction() as tx:
+            return int(tx.execute(f"DELETE FROM {self._table}{clause}", params).rowcount)
 
     def changes_since(self, seq: int, limit: int = 500) -> list[Doc]:
+        check_position(seq, limit)
         rows = self._store.read(
             f"SELECT id, seq, version, doc FROM {self._table} WHERE seq > ? ORDER BY seq LIMIT ?",
             (seq, max(limit, 0)),
@@ -269,40 +378,21 @@ class SqliteCollection:
         self, filter: Filter | None, sort: Sort | None, limit: int | None
     ) -> tuple[str, list[Any]]:
         check_query(filter, sort, self._allowed)
-        where, params = self._where(filter)
-        sql = f"SELECT id, seq, version, doc FROM {self._table}{where}"
+        clause, params = where(filter)
+        sql = f"SELECT id, seq, version, doc FROM {self._table}{clause}"
         if sort:
             sql += " ORDER BY " + ", ".join(
-                f"{_expr(field)} {'ASC' if direction == 1 else 'DESC'}" for field, direction in sort
+                f"{expr(field)} {'ASC' if direction == 1 else 'DESC'}" for field, direction in sort
             )
         if limit is not None:
             sql += " LIMIT ?"
             params.append(max(limit, 0))
         return sql, params
 
-    @staticmethod
-    def _where(filter: Filter | None) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for field, cond in (filter or {}).items():
-            expr = _expr(field)
-            ops = cond.items() if isinstance(cond, Mapping) else [("$eq", cond)]
-            for op, value in ops:
-                if op in ("$eq", "$ne") and value is None:
-                    clauses.append(f"{expr} IS {'' if op == '$eq' else 'NOT '}NULL")
-                elif op == "$eq":
-                    clauses.append(f"{expr} = ?")
-                    params.append(value)
-                elif op == "$ne":  # like Mongo, a missing field is "not equal"
-                    clauses.append(f"{expr} IS NOT ?")
-                    params.append(value)
-                elif op == "$in":
-                    values = [item for item in value if item is not None]
-                    test = f"{expr} IN ({', '.join('?' * len(values))})" if values else "0"
-                    clauses.append(f"({test} OR {expr} IS NULL)" if None in value else test)
-                    params.extend(values)
-                else:  # a range compares within its type, as Mongo does (no "5" > 3)
-                    kinds = "'text'" if isinstance(value, str) else "'integer', 'real'"
-                    clauses.append(f"{expr} {_RANGES[op]} ? AND typeof({expr}) IN ({kinds})")
-                    params.append(value)
-        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+def _create_private(path: Path) -> None:
+    """The store's directory 0700 and its file 0600 when this creates them: the file holds
+    personal data, and SQLite gives its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))

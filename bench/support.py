@@ -1,0 +1,74 @@
+"""Helpers the benchmarks and the tests share: a free local port, ``rabbitmqctl``, stopping
+a child process, waiting for a site's ``/health``, percentiles.
+
+Standard library only at import time: service tests import this (through tests/conftest.py)
+before eventlet has patched the process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def rabbitmqctl(*args: str) -> None:
+    """Run ``rabbitmqctl -q ARGS`` (the local broker's; scripts/bootstrap.sh installs it)."""
+    ctl = shutil.which("rabbitmqctl")
+    if not ctl:
+        raise RuntimeError("rabbitmqctl is required: run scripts/bootstrap.sh")
+    subprocess.run([ctl, "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL when it has not exited within ``timeout`` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_healthy(
+    ports: Iterable[int], processes: Iterable[subprocess.Popen[bytes]], logs: Path, timeout: float
+) -> None:
+    """Poll ``http://127.0.0.1:PORT/health`` of each port until it answers 2xx. Exit the
+    benchmark, pointing at ``logs`` (the log file's tail when it is one file), when one of
+    ``processes`` has exited or the sites have not all answered within ``timeout`` seconds."""
+    import requests  # not at import time: see the module's docstring
+
+    processes = list(processes)
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                tail = logs.read_text(errors="replace")[-2000:] if logs.is_file() else ""
+                raise SystemExit(f"{tail}\nservices did not start; see {logs}")
+            time.sleep(0.2)
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The ``p``-th percentile (0-100) by nearest rank; NaN when there are no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]

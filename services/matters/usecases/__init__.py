@@ -1,0 +1,1 @@
+"""The use cases of matters, by concept; ``app.MattersApp`` composes them."""

@@ -1,0 +1,1 @@
+"""The rating use cases by concept, composed by ``services/rating/app.py``."""
