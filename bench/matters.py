@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from bench.support import percentile, rabbitmqctl, stop_process
+from bench.support import access_key, operator, percentile, rabbitmqctl, stop_process
 from services.common.store import open_store
 from services.matters.store import MattersRepository, version_id
 
@@ -178,6 +178,7 @@ def write_config(path: Path, vhost: str, data: Path) -> None:
                 "SITE: {code: '421302', tier: county, name: 基准测试区政务服务中心, upstream: ''}",
                 "UPSTREAM_AMQP_URI: ''",
                 f"STORE_URI: 'sqlite:///{data}'",
+                f"ACCESS_KEY_FILE: '{access_key(path.parent)}'",
                 "WEB_SERVER_ADDRESS: 127.0.0.1:0",
                 "MATTERS: {sweep_interval_seconds: 5}",
                 "",
@@ -187,7 +188,7 @@ def write_config(path: Path, vhost: str, data: Path) -> None:
     )
 
 
-def measure(vhost: str, queries: int) -> tuple[list[float], list[float], list[int]]:
+def measure(vhost: str, queries: int, key: Path) -> tuple[list[float], list[float], list[int]]:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*Eventlet is deprecated")
@@ -198,7 +199,8 @@ def measure(vhost: str, queries: int) -> tuple[list[float], list[float], list[in
 
     search, noop, totals = [], [], []
     config = {"AMQP_URI": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"}
-    with ServiceRpcProxy("matters", config, timeout=30) as matters:
+    context = operator(key)
+    with ServiceRpcProxy("matters", config, timeout=30, context_data=context) as matters:
         deadline = time.monotonic() + 60
         while True:  # wait for the service to be up
             try:
@@ -247,7 +249,7 @@ def main() -> None:
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
-        search, noop, totals = measure(vhost, args.queries)
+        search, noop, totals = measure(vhost, args.queries, work / "access.key")
     finally:
         stop_process(process, timeout=20)
         log.close()

@@ -45,7 +45,14 @@ import yaml  # noqa: E402
 from nameko.standalone.rpc import ServiceRpcProxy  # noqa: E402
 
 import services.common.remote  # noqa: E402, F401  (typed remote errors)
-from bench.support import free_port, percentile, rabbitmqctl, stop_process  # noqa: E402
+from bench.support import (  # noqa: E402
+    access_key,
+    free_port,
+    operator,
+    percentile,
+    rabbitmqctl,
+    stop_process,
+)
 from services.common.errors import Conflict  # noqa: E402
 
 BROKER = os.environ.get("BENCH_BROKER", "127.0.0.1:5672")
@@ -118,6 +125,7 @@ class Bench:
             "SITE": {"code": "421302", "tier": "county", "name": "基准测试中心", "upstream": ""},
             "UPSTREAM_AMQP_URI": "",
             "STORE_URI": f"sqlite:///{self.dir / 'data'}?synchronous={self.args.synchronous}",
+            "ACCESS_KEY_FILE": str(access_key(self.dir)),
             "max_workers": self.args.max_workers,
             "QUEUE": section(self.args.windows),
             "LOGGING": {"version": 1, "root": {"level": "WARNING"}},
@@ -145,7 +153,9 @@ class Bench:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                with ServiceRpcProxy("queue", {"AMQP_URI": self.uri}, timeout=2) as queue:
+                with ServiceRpcProxy(
+                    "queue", {"AMQP_URI": self.uri}, timeout=2, context_data=self.identity()
+                ) as queue:
                     queue.site_info()
                     return
             except Exception:  # noqa: BLE001  any failure here means "not up yet"
@@ -171,8 +181,13 @@ class Bench:
 
     # --- the clients --------------------------------------------------------------------------
 
+    def identity(self) -> Any:
+        return operator(self.dir / "access.key")
+
     def proxy(self) -> ServiceRpcProxy:
-        return ServiceRpcProxy("queue", {"AMQP_URI": self.uri}, timeout=30)
+        return ServiceRpcProxy(
+            "queue", {"AMQP_URI": self.uri}, timeout=30, context_data=self.identity()
+        )
 
     def kiosk(self, n: int) -> None:
         interval = self.args.kiosks / self.args.rate if self.args.rate else 0.0

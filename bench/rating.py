@@ -38,7 +38,15 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from bench.support import free_port, percentile, rabbitmqctl, stop_process, wait_healthy
+from bench.support import (
+    access_key,
+    free_port,
+    operator,
+    percentile,
+    rabbitmqctl,
+    stop_process,
+    wait_healthy,
+)
 from services.common.clock import iso
 from services.common.store import open_store
 from services.rating import domain
@@ -151,6 +159,7 @@ def start_service(tmp: Path, data: Path, vhost: str) -> tuple[subprocess.Popen[b
         "SITE": {"code": "421302", "tier": "county", "name": "基准测试县中心", "upstream": ""},
         "UPSTREAM_AMQP_URI": "",
         "STORE_URI": f"sqlite:///{data}",
+        "ACCESS_KEY_FILE": str(access_key(tmp)),
         "RATING": {"privacy_salt": "bench-salt-0123456789"},
         "max_workers": 20,
     }
@@ -182,7 +191,9 @@ def _client(
 
     import services.common.remote  # noqa: F401
 
-    with ClusterRpcProxy(uri, timeout=120) as cluster:
+    with ClusterRpcProxy(
+        uri, timeout=120, context_data=operator(Path(uri["ACCESS_KEY_FILE"]))
+    ) as cluster:
         call = getattr(cluster.rating, method)
         cluster.rating.site_info()  # connected and warm before the clock starts
         barrier.wait()
@@ -270,8 +281,13 @@ def main() -> None:
     proc = None
     try:
         proc, _ = start_service(tmp, data, vhost)
-        uri = {"AMQP_URI": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"}
-        with ClusterRpcProxy(uri, timeout=120) as cluster:
+        uri = {
+            "AMQP_URI": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}",
+            "ACCESS_KEY_FILE": str(tmp / "access.key"),
+        }
+        with ClusterRpcProxy(
+            uri, timeout=120, context_data=operator(tmp / "access.key")
+        ) as cluster:
             rating = cluster.rating
             rating.site_info()
             noop_rate = pipelined(uri, "site_info", [()] * args.submit, args.window, args.clients)

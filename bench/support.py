@@ -14,6 +14,24 @@ import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+
+def access_key(directory: Path) -> Path:
+    """A new site access key in ``directory`` (the services verify with it)."""
+    from services.common.identity import ensure_key
+
+    path = directory / "access.key"
+    ensure_key(path)
+    return path
+
+
+def operator(key: Path) -> Any:
+    """Context data signing every call as the site's operator (``hallctl``) with ``key``."""
+    from services.common.callers import operator as signed
+    from services.common.identity import read_keys
+
+    return signed(read_keys(key))
 
 
 def free_port() -> int:

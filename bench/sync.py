@@ -39,7 +39,7 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from bench.rating import seeded_doc
-from bench.support import free_port, rabbitmqctl, stop_process, wait_healthy
+from bench.support import access_key, free_port, operator, rabbitmqctl, stop_process, wait_healthy
 from services.common import remote  # noqa: F401  (typed errors from RPC)
 from services.common.store import open_store
 
@@ -143,6 +143,7 @@ class Bench:
             f"upstream: '{upstream or ''}'}}",
             f"UPSTREAM_AMQP_URI: '{uri(self.vhost(upstream)) if upstream else ''}'",
             f"STORE_URI: 'sqlite:///{self.data / code}'",
+            f"ACCESS_KEY_FILE: '{access_key(self.data)}'",
             f"SYNC: {json.dumps(sync)}",
             "LOGGING: {version: 1, root: {level: WARNING}}",
             "",
@@ -223,7 +224,9 @@ class Bench:
 
     def run(self) -> tuple[float, float]:
         village = uri(self.vhost("421302101201"))
-        with ClusterRpcProxy({"AMQP_URI": village}, timeout=600) as rpc:
+        with ClusterRpcProxy(
+            {"AMQP_URI": village}, timeout=600, context_data=operator(self.data / "access.key")
+        ) as rpc:
             # An empty push first: the village's timer is then not due for an hour, so the
             # whole backlog is drained by the timed push_now below.
             rpc.sync.push_now()
@@ -233,7 +236,11 @@ class Bench:
             hop1: list[float] = []
 
             def drain() -> None:
-                with ClusterRpcProxy({"AMQP_URI": village}, timeout=3600) as own:
+                with ClusterRpcProxy(
+                    {"AMQP_URI": village},
+                    timeout=3600,
+                    context_data=operator(self.data / "access.key"),
+                ) as own:
                     own.sync.push_now()
                 hop1.append(time.perf_counter() - started)
 

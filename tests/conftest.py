@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -18,6 +20,8 @@ from bench.support import rabbitmqctl as rabbitmqctl
 # Imported inside the fixtures: service tests must patch with eventlet (tests/service/
 # conftest.py) before nameko, kombu or pymongo are imported, and this file loads first.
 if TYPE_CHECKING:
+    from nameko.standalone.rpc import ClusterRpcProxy
+
     from services.common.calendar import WorkingCalendar
     from services.common.clock import ManualClock
     from services.common.runtime import SiteContext
@@ -50,6 +54,51 @@ def amqp_uri(vhost: str) -> str:
     return f"pyamqp://guest:guest@{BROKER}/{vhost}"
 
 
+def access_key_file() -> Path:
+    """The access key of every test site (docs/security.md; in production each site has its
+    own): services verify with it, ``operator_rpc`` signs with it."""
+    from services.common.identity import ensure_key
+
+    path = Path(tempfile.gettempdir()) / f"hall-tests-{os.getuid()}" / "access.key"
+    ensure_key(path)
+    return path
+
+
+def operator_context(key: Path | None = None) -> dict[str, Any]:
+    """Context data signing each call as the site's operator (``hallctl``), with ``key`` (a
+    site's own key file) or the tests' key. Tests that are not about access call as the
+    operator, who may call everything but ``reveal_phone``."""
+    from services.common.callers import operator
+    from services.common.identity import read_keys
+
+    return operator(read_keys(key or access_key_file()))
+
+
+def staff_rpc(
+    uri_or_vhost: str, staff_id: str, *roles: str, window: str | None = None, site: str = "421302"
+) -> ClusterRpcProxy:
+    """A ``ClusterRpcProxy`` acting as a signed-in staff member (as the gateway signs)."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from services.common.callers import SignedContext
+    from services.common.identity import Kind, Principal, read_keys
+
+    principal = Principal(Kind.STAFF, staff_id, site, frozenset(roles), window)
+    context = SignedContext(principal, read_keys(access_key_file()))
+    uri = uri_or_vhost if "://" in uri_or_vhost else amqp_uri(uri_or_vhost)
+    return ClusterRpcProxy({"AMQP_URI": uri}, timeout=30, context_data=context)
+
+
+def operator_rpc(
+    uri_or_vhost: str, timeout: float | None = 30, key: Path | None = None
+) -> ClusterRpcProxy:
+    """A ``ClusterRpcProxy`` acting as the site's operator (see ``operator_context``)."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    uri = uri_or_vhost if "://" in uri_or_vhost else amqp_uri(uri_or_vhost)
+    return ClusterRpcProxy({"AMQP_URI": uri}, timeout=timeout, context_data=operator_context(key))
+
+
 def site_config(
     vhost: str,
     data: Path,
@@ -65,6 +114,7 @@ def site_config(
         "SITE": {"code": code, "tier": tier, "name": f"测试站点{code}", "upstream": upstream or ""},
         "UPSTREAM_AMQP_URI": amqp_uri(upstream_vhost) if upstream_vhost else "",
         "STORE_URI": f"sqlite:///{data / code}",
+        "ACCESS_KEY_FILE": str(access_key_file()),
         **extra,
     }
     if port is not None:
@@ -84,6 +134,20 @@ def wait_for_line(process: subprocess.Popen[str], marker: str, timeout: float) -
         if marker in line:
             return "".join(seen)
     raise AssertionError(f"never saw {marker!r}; output:\n{''.join(seen)}")
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float, what: str, detail: Callable[[], str] = str
+) -> Any:
+    """Poll ``check`` until it returns something true; that result, or an AssertionError
+    naming ``what`` with ``detail()`` (the state a reader needs to see why)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}\n{detail()}")
 
 
 # --- shared fixtures of the unit suites: the clock, both store adapters, a site context ----
@@ -126,6 +190,7 @@ def make_context(tmp_path: Path) -> Iterator[MakeContext]:
     ``SiteContext`` a service's app is built from, on a real store closed after the test."""
     from services.common.calendar import WorkingCalendar
     from services.common.config import SiteConfig
+    from services.common.identity import KeyFile
     from services.common.metrics import ServiceMetrics
     from services.common.runtime import SiteContext
     from services.common.site import parse_site_identity
@@ -144,7 +209,15 @@ def make_context(tmp_path: Path) -> Iterator[MakeContext]:
     ) -> SiteContext:
         identity = parse_site_identity(code, tier, f"测试站点{code}", upstream)
         uri = store_uri or f"sqlite:///{tmp_path / code}"
-        config = SiteConfig(identity, "pyamqp://guest@localhost/", uri, None, None, section or {})
+        config = SiteConfig(
+            identity=identity,
+            amqp_uri="pyamqp://guest@localhost/",
+            store_uri=uri,
+            upstream_amqp_uri=None,
+            calendar_override=None,
+            access=KeyFile(access_key_file()),
+            section=section or {},
+        )
         store = open_store(uri, namespace=service)
         opened.append(store)
         metrics = ServiceMetrics(service, code, tier, store.kind)

@@ -9,6 +9,7 @@ as text)::
     UPSTREAM_AMQP_URI: pyamqp://…/hall-000000              # required when SITE.upstream is set
     STORE_URI: sqlite:////var/lib/hall/421302               # or mongodb://host/hall_421302
     CALENDAR_OVERRIDE: /etc/hall/calendar.yaml              # years chinesecalendar lacks
+    ACCESS_KEY_FILE: /etc/hall/secrets/421302.access        # signs and verifies identities
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from services.common.errors import InvalidInput
+from services.common.identity import KeyFile, KeyFileError
 from services.common.site import SiteIdentity, parse_site_identity
 from services.common.store import validate_store_uri
 
@@ -36,6 +38,7 @@ class SiteConfig:
     store_uri: str
     upstream_amqp_uri: str | None
     calendar_override: str | None
+    access: KeyFile  # the site's access keys (docs/security.md)
     section: Mapping[str, Any]  # the service's own section (e.g. RATING), may be empty
 
 
@@ -58,6 +61,7 @@ def load_site_config(config: Mapping[str, Any], service: str) -> SiteConfig:
             _amqp_uri(upstream_uri, "UPSTREAM_AMQP_URI")
         store_uri = str(config.get("STORE_URI") or "")
         validate_store_uri(store_uri)
+        access = _access_keys(config.get("ACCESS_KEY_FILE"))
         section = config.get(service.upper()) or {}
         if not isinstance(section, Mapping):
             raise InvalidInput.field(service.upper(), "服务配置段必须是映射")
@@ -69,8 +73,19 @@ def load_site_config(config: Mapping[str, Any], service: str) -> SiteConfig:
         store_uri=store_uri,
         upstream_amqp_uri=upstream_uri,
         calendar_override=_optional(config.get("CALENDAR_OVERRIDE")),
+        access=access,
         section=section,
     )
+
+
+def _access_keys(value: object) -> KeyFile:
+    path = _optional(value)
+    if path is None:
+        raise InvalidInput.field("ACCESS_KEY_FILE", "缺少访问密钥文件（由 hallctl 建站时生成）")
+    try:
+        return KeyFile(path)
+    except KeyFileError as exc:
+        raise InvalidInput.field("ACCESS_KEY_FILE", exc.message) from None
 
 
 def _optional(value: object) -> str | None:

@@ -11,16 +11,25 @@ exception keeps its ERROR and its traceback."""
 from __future__ import annotations
 
 import logging
+import re
 
 from services.common.errors import HallError
 from services.common.privacy import scrub_text
 
+# The request line of the HTTP access log (eventlet's, through ``nameko.web.server``): the
+# query string may hold a search term or a partial number no scrubber recognises.
+_QUERY = re.compile(r'("[A-Z]+ [^ ?"]*)\?[^ "]*')
+
 
 class ScrubPersonalData(logging.Filter):
-    """Masks phones and ID numbers in a record's message and traceback; keeps the record."""
+    """Masks phones and ID numbers in a record's message and traceback, and drops query
+    strings from the HTTP access log; keeps the record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = scrub_text(record.getMessage())
+        message = record.getMessage()
+        if record.name.startswith("nameko.web"):
+            message = _QUERY.sub(r"\1?…", message)
+        record.msg = scrub_text(message)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

@@ -36,6 +36,11 @@ class ServiceMetrics:
             "Entrypoint calls that ended in an error, by error type",
             ["kind", "method", "error"],
         )
+        self.access_refused = self.counter(
+            "hall_access_refused_total",
+            "RPC calls refused before they ran: no or a bad identity, or not allowed",
+            ["method", "reason"],
+        )
 
     # Every metric carries `service` and `site` first, so one Prometheus sees the network.
     def _labels(self, labels: Sequence[str]) -> list[str]:

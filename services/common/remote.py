@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from nameko.exceptions import deserialize_to_instance
 
-from services.common import calendar  # noqa: F401  (defines ScheduleMissing)
+from services.common import (
+    calendar,  # noqa: F401  (defines ScheduleMissing)
+    identity,  # noqa: F401  (defines Unauthenticated)
+)
 from services.common.errors import HallError
 
 

@@ -11,6 +11,11 @@ two costs were a large part of a call's CPU (bench/queue.py, bench/rating.py):
 - Nameko checks each call's arguments with ``inspect.getcallargs``, which rebuilds the
   method's signature on every call; the signature is built once here.
 
+It is where access is decided (docs/security.md): before a worker starts, the call's
+signed identity is verified with the site's key and checked against the service's role
+table (``services.common.access``); a refused call never reaches the service, is counted in
+``hall_access_refused_total`` and written to the ``hall.audit`` log (account ids only).
+
 It is also the boundary's last line (docs/architecture.md, "Validation"): arguments that do
 not fit the method's signature come back as ``InvalidInput`` naming the argument, and an
 unexpected exception (anything but a ``HallError``) is answered as ``InternalError``. Nameko
@@ -21,7 +26,9 @@ data) and ``EntrypointMetrics`` counts it in ``hall_entrypoint_errors_total``.
 from __future__ import annotations
 
 import inspect
+import logging
 import re
+from functools import partial
 from typing import Any
 
 from nameko import rpc as nameko_rpc
@@ -33,8 +40,14 @@ from nameko.constants import (
     LOGIN_METHOD_CONFIG_KEY,
     SERIALIZER_CONFIG_KEY,
 )
+from nameko.exceptions import ContainerBeingKilled, MalformedRequest
 
-from services.common.errors import HallError, InternalError, InvalidInput
+from services.common.access import Rule, authorise
+from services.common.errors import Forbidden, HallError, InternalError, InvalidInput
+from services.common.identity import IDENTITY_KEY, Unauthenticated, verify
+from services.common.runtime import SiteRuntime
+
+audit = logging.getLogger("hall.audit")
 
 
 class ReplyPublisher(Publisher):  # type: ignore[misc]
@@ -51,6 +64,8 @@ class Rpc(nameko_rpc.Rpc):  # type: ignore[misc]
     It shares Nameko's RPC consumer, so it mixes with plain ``nameko.rpc.rpc`` methods, and
     keeps Nameko's class name, which metrics and dashboards show as the entrypoint ``kind``."""
 
+    site_runtime = SiteRuntime()
+
     def setup(self) -> None:
         super().setup()
         config = self.container.config
@@ -64,14 +79,65 @@ class Rpc(nameko_rpc.Rpc):  # type: ignore[misc]
             "login_method": config.get(LOGIN_METHOD_CONFIG_KEY),
         }
         self.signature = inspect.signature(getattr(self.container.service_cls, self.method_name))
+        self.access: dict[str, Rule] = self.container.service_cls.access
 
-    def check_signature(self, args: Any, kwargs: Any) -> None:
+    def handle_message(self, body: Any, message: Any) -> None:
+        """Nameko's own steps, with the call admitted (identity, role, actor) before its
+        worker is spawned; what this raises is the caller's reply."""
+        try:
+            args, kwargs = body["args"], body["kwargs"]
+        except (KeyError, TypeError):
+            raise MalformedRequest("Message missing `args` or `kwargs`") from None
+        context_data = self.unpack_message_headers(message)
+        arguments = self.admit(self.bind_call(args, kwargs), context_data.pop(IDENTITY_KEY, None))
+        try:
+            self.container.spawn_worker(
+                self,
+                (),
+                arguments,
+                context_data=context_data,
+                handle_result=partial(self.handle_result, message),
+            )
+        except ContainerBeingKilled:
+            self.rpc_consumer.requeue_message(message)
+
+    def bind_call(self, args: Any, kwargs: Any) -> dict[str, Any]:
+        """The call's arguments by name; ``InvalidInput`` naming the one that does not fit."""
         if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
             raise InvalidInput.field("参数", "应为参数列表与命名参数")
         try:
-            self.signature.bind(None, *args, **kwargs)  # None: the unbound method's self
+            bound = self.signature.bind(None, *args, **kwargs)  # None: the unbound self
         except TypeError as exc:
             raise signature_refusal(str(exc)) from None
+        arguments: dict[str, Any] = {}
+        for name, value in list(bound.arguments.items())[1:]:  # [0]: self
+            if self.signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                arguments.update(value)  # ``**filters``: passed on by name again
+            else:
+                arguments[name] = value
+        return arguments
+
+    def admit(self, arguments: dict[str, Any], token: object) -> dict[str, Any]:
+        """``arguments`` with the actor filled in, or the refusal, counted and audited."""
+        context = self.site_runtime.ready()
+        principal = None
+        try:
+            found = self.access.get(self.method_name)
+            if token is not None and not (found and found.open):
+                principal = verify(
+                    token, context.config.access.ring(), context.config.identity.code
+                )
+            authorise(self.access, self.method_name, principal, arguments)
+        except (Unauthenticated, Forbidden) as refusal:
+            metrics = context.metrics
+            labels = {"method": self.method_name, "reason": refusal.code}
+            metrics.access_refused.labels(**metrics.site_labels(), **labels).inc()
+            who = principal.label if principal else "anonymous"
+            audit.warning(
+                "refused %s.%s for %s: %s", context.service, self.method_name, who, refusal.code
+            )
+            raise
+        return arguments
 
     def handle_result(
         self, message: Any, worker_ctx: Any, result: Any, exc_info: Any

@@ -8,6 +8,7 @@ every entrypoint.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ class SiteRuntime(SharedExtension):  # type: ignore[misc]
 
     def bind(self, container: Any) -> SiteRuntime:
         instance: SiteRuntime = super().bind(container)
+        # Stores, logs and files the service writes hold personal data: its user's alone.
+        os.umask(0o077)
         if instance.validated is None:
             config = load_site_config(container.config, container.service_name)
             calendar = _calendar(config.calendar_override)

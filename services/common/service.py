@@ -13,6 +13,7 @@ from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from services.common import remote  # noqa: F401  (typed remote errors)
+from services.common.access import BASE_ACCESS, Rule
 from services.common.errors import (
     HallError,
     InternalError,
@@ -97,6 +98,8 @@ class SiteService:
     feeds: tuple[str, ...] = ()
     # Feeds this service accepts from other sites through ``apply_replicated`` (sync only).
     replicated_feeds: tuple[str, ...] = ()
+    # Who may call each RPC (services.common.access); the subclass's table lists them all.
+    access: dict[str, Rule] = BASE_ACCESS
     runtime: SiteContext = Runtime()
     entrypoint_metrics = EntrypointMetrics()
 

@@ -39,14 +39,13 @@ def _health_check(service: str, config: Mapping[str, Any], timeout: float) -> Ch
 def _rpc_checks(
     site: SiteDir, service: str, config: Mapping[str, Any], timeout: float
 ) -> list[Check]:
-    from nameko.standalone.rpc import ClusterRpcProxy
-
     import services.common.remote  # noqa: F401  (typed remote errors)
+    from services.common.callers import operator_proxy
 
     checks: list[Check] = []
     upstream = str((config.get("SITE") or {}).get("upstream") or "")
     try:
-        with ClusterRpcProxy({"AMQP_URI": config["AMQP_URI"]}, timeout=timeout) as cluster:
+        with operator_proxy(config, timeout=timeout) as cluster:
             checks.append(_guarded(service, "rpc site_info", _site_info, site, service, cluster))
             if service == "sync" and upstream:
                 checks.append(_guarded(service, "rpc ping_upstream", _ping_upstream, cluster))

@@ -10,6 +10,7 @@ import sys
 import warnings
 
 from services.hallctl.commands import (
+    access,
     backup,
     definitions,
     demo,
@@ -21,7 +22,7 @@ from services.hallctl.commands import (
 )
 
 # In the order of `hallctl --help`.
-COMMANDS = (demo, status, process, sites, keys, backup, restore, definitions)
+COMMANDS = (demo, status, process, sites, keys, access, backup, restore, definitions)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -7,6 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
+ACCESS_KEY = "access-key"  # the site's identity key (ACCESS_KEY_FILE); it stays on the site
+
 
 def secrets_dir(data_dir: Path) -> Path:
     return data_dir / "secrets"

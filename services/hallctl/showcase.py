@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from services.common.callers import operator_proxy
 from services.common.errors import NotFound
 from services.common.privacy import resident_id_check
 from services.hallctl.topology import DEMO_SITES, DemoSite, Layout
@@ -23,8 +24,12 @@ def demo_id_number(body: str = "42130219800101001") -> str:
 
 
 def rpc(layout: Layout, site: DemoSite, password: str) -> ClusterRpcProxy:
-    config = {"AMQP_URI": layout.amqp_uri(site.code, site.code, password)}
-    return ClusterRpcProxy(config, timeout=30)
+    """The site's services, called as its operator (``hallctl`` holds the site's key)."""
+    config = {
+        "AMQP_URI": layout.amqp_uri(site.code, site.code, password),
+        "ACCESS_KEY_FILE": layout.access_key_file(site),
+    }
+    return operator_proxy(config, timeout=30)
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, step: float = 1.0) -> T | None:

@@ -53,6 +53,7 @@ class ServiceConfig:
     site: Mapping[str, str | Env]  # code, tier, name, upstream
     upstream_amqp_uri: str | Env
     store_uri: str | Env
+    access_key_file: str | Env  # the site's access keys (docs/security.md)
     section: Mapping[str, Any] | None = None  # MATTERS, QUEUE, RATING or SYNC; None: none
 
 
@@ -64,6 +65,7 @@ def render(service: str, config: ServiceConfig, comments: Sequence[str]) -> str:
         ("SITE", config.site),
         ("UPSTREAM_AMQP_URI", config.upstream_amqp_uri),
         ("STORE_URI", config.store_uri),
+        ("ACCESS_KEY_FILE", config.access_key_file),
         ("CALENDAR_OVERRIDE", Env("CALENDAR_OVERRIDE", "", raw=True)),
     ]
     if config.section is not None:

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Request, Response
 
 from services.common import service as base
 from services.common.rpc import rpc
+from services.matters.access import ACCESS
 from services.matters.app import MattersApp
 from services.matters.provider import MattersProvider
 
@@ -26,6 +27,7 @@ TICK_SECONDS = 1.0  # the app itself paces its work by MATTERS.sweep_interval_se
 
 class MattersService(base.SiteService, base.InvitationSource):
     name = "matters"
+    access = ACCESS
     feeds = ("catalog", "application_summaries", "evaluation_invitations")
     replicated_feeds = ("application_summaries",)
 
@@ -43,7 +45,7 @@ class MattersService(base.SiteService, base.InvitationSource):
         return self.app.save_draft(matter)
 
     @rpc
-    def approve_matter_change(self, code: str, approved_by: str) -> dict[str, Any]:
+    def approve_matter_change(self, code: str, approved_by: str | None = None) -> dict[str, Any]:
         return self.app.approve_change(code, approved_by)
 
     @rpc
@@ -152,6 +154,5 @@ class MattersService(base.SiteService, base.InvitationSource):
     def http_guide(self, request: Request, code: str) -> Response:
         return Response(self.app.guide(code), mimetype="text/html; charset=utf-8")
 
-    @base.api("GET", "/applications")
-    def http_applications(self, request: Request) -> dict[str, Any]:
-        return self.app.list_applications_query(request.args)
+    # No HTTP route lists applications: they hold citizens' data, so they are read only
+    # over RPC by an identified clerk, manager or supervisor (docs/security.md).

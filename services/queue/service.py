@@ -18,6 +18,7 @@ from werkzeug.wrappers import Request, Response
 from services.common import service as base
 from services.common.rpc import rpc
 from services.queue import schemas
+from services.queue.access import ACCESS
 from services.queue.app import QueueApp
 from services.queue.domain.board import TooManyViewers
 from services.queue.provider import QueueProvider
@@ -28,6 +29,7 @@ _CHUNK = "eventlet.minimum_write_chunk_size"
 
 class QueueService(base.SiteService, base.InvitationSource):
     name = "queue"
+    access = ACCESS
     feeds = ("evaluation_invitations", "daily_figures")
     replicated_feeds = ("daily_figures",)
 
@@ -37,7 +39,7 @@ class QueueService(base.SiteService, base.InvitationSource):
 
     @rpc
     def configure(
-        self, config: dict[str, Any], by: str, expected_version: int | None = None
+        self, config: dict[str, Any], by: str | None = None, expected_version: int | None = None
     ) -> dict[str, Any]:
         """Replace the site's queue configuration with a new version (manager only)."""
         return self.app.configure(config, by, expected_version)
@@ -143,11 +145,11 @@ class QueueService(base.SiteService, base.InvitationSource):
         return self.app.windows()
 
     @rpc
-    def sign_in(self, window: str, staff_id: str) -> dict[str, Any]:
+    def sign_in(self, window: str, staff_id: str | None = None) -> dict[str, Any]:
         return self.app.sign_in(window, staff_id)
 
     @rpc
-    def sign_out(self, window: str, staff_id: str) -> dict[str, Any]:
+    def sign_out(self, window: str, staff_id: str | None = None) -> dict[str, Any]:
         return self.app.sign_out(window, staff_id)
 
     @rpc

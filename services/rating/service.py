@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from nameko.events import event_handler
-from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from services.common import service as base
+from services.common.callers import SignedRpcProxy
 from services.common.rpc import rpc
+from services.rating.access import ACCESS
 from services.rating.adapters import sources
 from services.rating.app import RatingApp
 from services.rating.provider import RatingProvider
@@ -21,12 +22,13 @@ class RatingService(base.SiteService):
     """好差评 at one site: evaluations, cases, statistics; follows queue and matters."""
 
     name = "rating"
+    access = ACCESS
     feeds = ("evaluations", "cases")
     replicated_feeds = ("evaluations", "cases")
 
     app: RatingApp = RatingProvider()
-    queue_rpc = RpcProxy("queue")
-    matters_rpc = RpcProxy("matters")
+    queue_rpc = SignedRpcProxy("queue")
+    matters_rpc = SignedRpcProxy("matters")
 
     # --- evaluations ---
     @rpc
@@ -83,7 +85,7 @@ class RatingService(base.SiteService):
         return self.app.review_appeal(review)
 
     @rpc
-    def reveal_phone(self, case_id: str, by: str) -> dict[str, Any]:
+    def reveal_phone(self, case_id: str, by: str | None = None) -> dict[str, Any]:
         return self.app.reveal_phone(case_id, by)
 
     @rpc

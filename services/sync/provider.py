@@ -69,7 +69,7 @@ class SyncProvider(DependencyProvider):  # type: ignore[misc]
         assert self.app is not None
         assert self.settings is not None
         return self.app.for_worker(
-            LocalCaller(worker_ctx, self.listener, self.settings.local_timeout)
+            LocalCaller(worker_ctx, self.listener, self.settings.local_timeout, self.site_runtime)
         )
 
     def stopping(self) -> None:

@@ -15,6 +15,7 @@ from nameko.timer import Timer
 
 from services.common import service as base
 from services.common.rpc import rpc
+from services.sync.access import ACCESS
 from services.sync.app import SyncApp
 from services.sync.provider import SyncProvider
 
@@ -36,6 +37,7 @@ class StoppingTimer(Timer):  # type: ignore[misc]
 
 class SyncService(base.SiteService):
     name = "sync"
+    access = ACCESS
     app: SyncApp = SyncProvider()
 
     @StoppingTimer.decorator(interval=TICK_S)

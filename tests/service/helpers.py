@@ -12,11 +12,10 @@ from typing import Any, TypeVar
 
 import eventlet
 from nameko.containers import ServiceContainer
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common.privacy import resident_id_check
 from services.sync.service import SyncService
-from tests.conftest import VhostFactory, amqp_uri, free_port, site_config
+from tests.conftest import VhostFactory, amqp_uri, free_port, operator_rpc, site_config
 
 T = TypeVar("T")
 # The ``start`` fixture (tests/service/conftest.py): ``start(cls, config)`` starts a Nameko
@@ -84,7 +83,7 @@ class ThreeTiers:
 
     @contextmanager
     def rpc(self, code: str) -> Iterator[Any]:
-        with ClusterRpcProxy({"AMQP_URI": amqp_uri(self.vhosts[code])}, timeout=30) as proxy:
+        with operator_rpc(amqp_uri(self.vhosts[code]), timeout=30) as proxy:
             yield proxy
 
     def push(self, *codes: str) -> None:

@@ -35,7 +35,6 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from nameko.containers import ServiceContainer
 from nameko.exceptions import RpcTimeout
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common import remote  # noqa: F401  (typed errors come back typed)
 from services.common.errors import HallError
@@ -43,7 +42,7 @@ from services.matters.service import MattersService
 from services.queue.service import QueueService
 from services.rating.service import RatingService
 from services.sync.service import SyncService
-from tests.conftest import VhostFactory, site_config
+from tests.conftest import VhostFactory, operator_rpc, site_config
 from tests.service import fuzzing
 from tests.service.helpers import SEED, resident_id
 
@@ -214,7 +213,7 @@ class Site:
 
     def connect(self) -> None:
         uri = self.config["AMQP_URI"]
-        self.runner = ClusterRpcProxy({"AMQP_URI": uri}, timeout=CALL_TIMEOUT)
+        self.runner = operator_rpc(str(uri), timeout=CALL_TIMEOUT)
         self.proxy = self.runner.start()
 
     def boot(self) -> None:

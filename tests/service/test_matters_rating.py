@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 from nameko.containers import ServiceContainer
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.matters.service import MattersService
 from services.rating.service import RatingService
-from tests.conftest import amqp_uri, site_config
+from tests.conftest import amqp_uri, operator_rpc, site_config
 from tests.service.helpers import SEED, wait_for
 
 pytestmark = pytest.mark.service
@@ -54,7 +53,7 @@ def test_invitation_reaches_rating_after_rating_was_down_and_restarted(
     matters.start()
     rating = None
     try:
-        with ClusterRpcProxy({"AMQP_URI": amqp_uri(vhost)}, timeout=20) as cluster:
+        with operator_rpc(amqp_uri(vhost), timeout=20) as cluster:
             first = complete_at_window(cluster, "B07")  # rating is not running: hint lost
             rating = ServiceContainer(RatingService, config)
             rating.start()

@@ -18,7 +18,7 @@ from services.common.feeds import FeedFollower
 from services.common.store import open_store
 from services.matters.schemas import MatterSchema
 from services.matters.service import MattersService
-from tests.conftest import amqp_uri, free_port, site_config
+from tests.conftest import amqp_uri, free_port, operator_context, site_config
 from tests.service.helpers import SEED, resident_id, wait_for
 
 pytestmark = pytest.mark.service
@@ -53,7 +53,9 @@ def county_config(
 
 
 def rpc(vhost: str, timeout: float = 15) -> Any:
-    return ServiceRpcProxy("matters", {"AMQP_URI": amqp_uri(vhost)}, timeout=timeout)
+    return ServiceRpcProxy(
+        "matters", {"AMQP_URI": amqp_uri(vhost)}, timeout=timeout, context_data=operator_context()
+    )
 
 
 def required(matters: Any, code: str) -> list[dict[str, Any]]:
@@ -280,8 +282,11 @@ def test_timer_repairs_an_interrupted_outbox_and_refreshes_gauges(
         'hall_outbox_repaired_total{record="invitation",service="matters",site="421302"} 1.0'
         in text
     )
+    # Anonymous HTTP no longer lists applications (it was an ID-number oracle).
     listed = requests.get(
-        f"http://127.0.0.1:{port}/applications", params={"due_state": "overdue"}, timeout=5
-    ).json()
-    assert listed["count"] == 1
-    assert "id_hash" not in repr(listed)
+        f"http://127.0.0.1:{port}/applications",
+        params={"applicant_id_number": "42130219800101001X"},
+        timeout=5,
+    )
+    assert listed.status_code == 404
+    assert "42130219800101001X" not in listed.text

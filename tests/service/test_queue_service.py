@@ -24,7 +24,7 @@ from services.queue.app import QueueApp
 from services.queue.provider import QueueProvider
 from services.queue.service import QueueService
 from services.queue.settings import OPERATION_KEYS
-from tests.conftest import amqp_uri, free_port, site_config
+from tests.conftest import amqp_uri, free_port, operator_context, site_config
 from tests.service.helpers import wait_for
 
 pytestmark = pytest.mark.service
@@ -115,7 +115,9 @@ def site(start: Start, vhost_factory: VhostFactory, tmp_path: Path) -> Boot:
 
 
 def rpc(site: Site, timeout: float = 20) -> Any:
-    return ServiceRpcProxy("queue", {"AMQP_URI": site["uri"]}, timeout=timeout)
+    return ServiceRpcProxy(
+        "queue", {"AMQP_URI": site["uri"]}, timeout=timeout, context_data=operator_context()
+    )
 
 
 def test_ticket_life_over_rpc_with_feed_event_and_typed_errors(site: Boot) -> None:

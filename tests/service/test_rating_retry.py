@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from kombu import Connection, Exchange
 from nameko.containers import ServiceContainer
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common.errors import NotFound  # registers typed errors
+from services.common.identity import IDENTITY_KEY
 from services.rating.service import RatingService
-from tests.conftest import VhostFactory, amqp_uri, site_config
+from tests.conftest import VhostFactory, amqp_uri, operator_context, operator_rpc, site_config
 from tests.service.helpers import wait_for
 from tests.service.test_rating_service import InvitationSource
 
@@ -26,8 +26,8 @@ Start = Callable[[type, dict[str, Any]], ServiceContainer]
 
 
 def call_and_drop_the_reply(vhost: str, method: str, *args: Any) -> None:
-    """An RPC request whose reply goes to a queue nobody declared: the broker drops it, as
-    when the pad's connection breaks after sending."""
+    """An RPC request (signed as the operator) whose reply goes to a queue nobody declared:
+    the broker drops it, as when the pad's connection breaks after sending."""
     exchange = Exchange("nameko-rpc", type="topic", durable=True)
     with Connection(amqp_uri(vhost)) as connection:
         connection.Producer(serializer="json").publish(
@@ -36,6 +36,7 @@ def call_and_drop_the_reply(vhost: str, method: str, *args: Any) -> None:
             routing_key=f"rating.{method}",
             reply_to=f"gone-{uuid.uuid4().hex}",
             correlation_id=uuid.uuid4().hex,
+            headers={f"nameko.{IDENTITY_KEY}": operator_context().copy()[IDENTITY_KEY]},
             declare=[exchange],
         )
 
@@ -47,7 +48,7 @@ def test_a_pad_retry_after_a_dropped_reply_stores_one_evaluation(
     salt = {"privacy_salt": "service-test-salt-0002"}
     start(RatingService, site_config(vhost, tmp_path, "421302", "county", RATING=salt))
     start(InvitationSource, site_config(vhost, tmp_path, "421302", "county"))
-    with ClusterRpcProxy({"AMQP_URI": amqp_uri(vhost)}, timeout=20) as rpc:
+    with operator_rpc(amqp_uri(vhost), timeout=20) as rpc:
         ticket = rpc.queue.complete("8", "staff-8")
         pending = wait_for(lambda: rpc.rating.pending_for_window("8"), timeout=8)
         submission = {

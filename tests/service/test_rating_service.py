@@ -17,13 +17,13 @@ import requests
 from nameko.containers import ServiceContainer
 from nameko.events import EventDispatcher
 from nameko.rpc import rpc
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common import service as base
+from services.common.access import BASE_ACCESS, OPERATOR, rule
 from services.common.config import ConfigError
 from services.common.errors import Conflict, Forbidden, InvalidInput  # registers typed errors
 from services.rating.service import RatingService
-from tests.conftest import amqp_uri, free_port, site_config
+from tests.conftest import amqp_uri, free_port, operator_rpc, site_config, staff_rpc
 from tests.service.helpers import wait_for
 
 pytestmark = pytest.mark.service
@@ -35,12 +35,16 @@ Site = tuple[Any, int]  # a ClusterRpcProxy into the site, and rating's HTTP por
 PHONE, NAME = "13712340987", "欧阳修远"
 
 
+ACCESS = {**BASE_ACCESS, "complete": rule(OPERATOR)}
+
+
 class InvitationSource(base.SiteService):
     """Test source: a minimal real service publishing ``evaluation_invitations`` as queue does
     (the contract), so rating's follower is exercised end to end."""
 
     name = "queue"
     feeds = ("evaluation_invitations",)
+    access = ACCESS
     dispatch = EventDispatcher()
 
     @rpc
@@ -68,9 +72,14 @@ class InvitationSource(base.SiteService):
 
 
 @pytest.fixture(scope="module")
-def site(vhost_factory: VhostFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site_vhost(vhost_factory: VhostFactory) -> str:
+    return vhost_factory("rating")
+
+
+@pytest.fixture(scope="module")
+def site(site_vhost: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """One county site shared by the tests that only add their own records (own windows)."""
-    vhost = vhost_factory("rating")
+    vhost = site_vhost
     data = tmp_path_factory.mktemp("rating-site")
     port = free_port()
     config = site_config(
@@ -88,7 +97,7 @@ def site(vhost_factory: VhostFactory, tmp_path_factory: pytest.TempPathFactory) 
     for container in containers:
         container.start()
     try:
-        with ClusterRpcProxy({"AMQP_URI": amqp_uri(vhost)}, timeout=20) as rpc_:
+        with operator_rpc(amqp_uri(vhost), timeout=20) as rpc_:
             yield rpc_, port
     finally:
         for container in containers:  # rating first: it follows the source
@@ -143,7 +152,7 @@ def test_source_not_running_is_retried_without_crashing(
     vhost = vhost_factory("late-source")
     port = free_port()
     start(RatingService, site_config(vhost, tmp_path, "421302", "county", port=port))
-    with ClusterRpcProxy({"AMQP_URI": amqp_uri(vhost)}, timeout=20) as rpc_:
+    with operator_rpc(amqp_uri(vhost), timeout=20) as rpc_:
         wait_for_follow_failure(port, "unknown_service", timeout=8)
         assert rpc_.rating.site_info()["service"] == "rating"  # still serving
         start(InvitationSource, site_config(vhost, tmp_path, "421302", "county"))
@@ -160,7 +169,7 @@ def test_source_that_stops_answering_times_out_and_is_retried(
     start(RatingService, site_config(vhost, tmp_path, "421302", "county", port=port))
     source_config = site_config(vhost, tmp_path, "421302", "county")
     source = start(InvitationSource, source_config)
-    with ClusterRpcProxy({"AMQP_URI": amqp_uri(vhost)}, timeout=20) as rpc_:
+    with operator_rpc(amqp_uri(vhost), timeout=20) as rpc_:
         rpc_.queue.complete("4", "staff-4")
         wait_for(lambda: rpc_.rating.pending_for_window("4"), timeout=8)
         source.stop()  # its durable RPC queue stays: calls to it wait, unanswered
@@ -175,7 +184,9 @@ def test_source_that_stops_answering_times_out_and_is_retried(
         assert found
 
 
-def test_privacy_bad_rating_through_its_case(site: Site, caplog: pytest.LogCaptureFixture) -> None:
+def test_privacy_bad_rating_through_its_case(
+    site: Site, site_vhost: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     rpc_, port = site
     rpc_.queue.complete("3", "staff-3")
@@ -205,9 +216,15 @@ def test_privacy_bad_rating_through_its_case(site: Site, caplog: pytest.LogCaptu
     call("get_evaluation", ev["id"])
     call("list_cases", {"state": "callback_pending"})
     call("assign_case", {"case_id": case_id, "handler": "h1", "by": "lead"})
-    with pytest.raises(Forbidden):
-        rpc_.rating.reveal_phone(case_id, "intruder")
-    revealed = rpc_.rating.reveal_phone(case_id, "h1")  # the one response allowed to hold it
+    with pytest.raises(Forbidden):  # not even the operator reads a rater's phone
+        rpc_.rating.reveal_phone(case_id, "h1")
+    with staff_rpc(site_vhost, "intruder", "manager") as intruder:
+        with pytest.raises(Forbidden):  # a manager, but not the case's handler
+            intruder.rating.reveal_phone(case_id)
+        with pytest.raises(Forbidden):  # nor by naming the handler
+            intruder.rating.reveal_phone(case_id, "h1")
+    with staff_rpc(site_vhost, "h1", "clerk") as handler:
+        revealed = handler.rating.reveal_phone(case_id)  # the one response allowed to hold it
     assert revealed["phone"] == PHONE
     call("record_callback", {"case_id": case_id, "by": "h1", "contacted": True, "note": "已回访"})
     call(
@@ -248,6 +265,8 @@ def test_privacy_bad_rating_through_its_case(site: Site, caplog: pytest.LogCaptu
     responses.extend(rpc_.rating.feed(feed, 0, 100) for feed in ("evaluations", "cases"))
     metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'hall_rating_phone_reveals_total{service="rating",site="421302"} 1.0' in metrics
+    refused = 'method="reveal_phone",reason="forbidden",service="rating",site="421302"} 2.0'
+    assert f"hall_access_refused_total{{{refused}" in metrics  # the operator, the impostor
     assert (
         'hall_evaluations_total{channel="pad",level="very_dissatisfied",outcome="counted",'
         'service="rating",site="421302"} 1.0'
@@ -383,5 +402,5 @@ def test_a_fold_that_fails_is_logged_counted_and_retried_not_fatal(
         line.startswith("hall_rating_fold_errors_total{") and line.endswith(" 1.0")
         for line in metrics.splitlines()
     )
-    with ClusterRpcProxy({"AMQP_URI": amqp_uri(vhost)}, timeout=10) as cluster:
+    with operator_rpc(amqp_uri(vhost), timeout=10) as cluster:
         assert cluster.rating.site_info()["site_code"] == "421302"

@@ -15,7 +15,7 @@ from services.matters.service import MattersService
 from services.queue.service import QueueService
 from services.rating.service import RatingService
 from services.sync.service import SyncService
-from tests.conftest import VhostFactory, amqp_uri, free_port, site_config
+from tests.conftest import VhostFactory, amqp_uri, free_port, operator_context, site_config
 from tests.service.helpers import Start
 
 pytestmark = pytest.mark.service
@@ -31,7 +31,9 @@ def test_site_info_health_and_metrics(
     port = free_port()
     start(cls, site_config(vhost, tmp_path, "421302", "county", port=port))
 
-    with ServiceRpcProxy(cls.name, {"AMQP_URI": amqp_uri(vhost)}, timeout=10) as proxy:
+    with ServiceRpcProxy(
+        cls.name, {"AMQP_URI": amqp_uri(vhost)}, timeout=10, context_data=operator_context()
+    ) as proxy:
         info = proxy.site_info()
     assert info == {
         "site_code": "421302",
@@ -56,7 +58,7 @@ def test_site_info_health_and_metrics(
         f'service="{cls.name}",site="421302"}} 1.0'
     ) in metrics
     # one SQLite file per service per site
-    assert (tmp_path / "421302" / f"{cls.name}.db").exists()
+    assert (tmp_path / "421302" / f"{cls.name}.db").stat().st_mode & 0o077 == 0  # owner only
 
 
 def test_two_sites_in_one_process_and_ping_upstream(
@@ -69,7 +71,9 @@ def test_two_sites_in_one_process_and_ping_upstream(
         SyncService,
         site_config(town, tmp_path, "421302101", "town", "421302", county, port=town_port),
     )
-    with ServiceRpcProxy("sync", {"AMQP_URI": amqp_uri(town)}, timeout=20) as sync:
+    with ServiceRpcProxy(
+        "sync", {"AMQP_URI": amqp_uri(town)}, timeout=20, context_data=operator_context()
+    ) as sync:
         answer = sync.ping_upstream()
     assert answer["site_code"] == "421302101"
     assert answer["upstream"]["site_code"] == "421302"
@@ -87,7 +91,9 @@ def test_ping_upstream_with_upstream_down_is_typed_error(
     town, missing = vhost_factory("town"), vhost_factory("nobody-home")
     start(SyncService, site_config(town, tmp_path, "421302101", "town", "421302", missing))
     with (
-        ServiceRpcProxy("sync", {"AMQP_URI": amqp_uri(town)}, timeout=30) as sync,
+        ServiceRpcProxy(
+            "sync", {"AMQP_URI": amqp_uri(town)}, timeout=30, context_data=operator_context()
+        ) as sync,
         pytest.raises(UpstreamUnavailable) as caught,
     ):
         sync.ping_upstream()
@@ -119,7 +125,9 @@ def test_feed_and_apply_replicated_over_rpc(
     vhost = vhost_factory("relay")
     start(Relay, site_config(vhost, tmp_path, "421302", "county"))
     docs = [{"id": f"e{i}", "version": 2, "site_code": "421302101201", "n": i} for i in range(3)]
-    with ServiceRpcProxy("relay", {"AMQP_URI": amqp_uri(vhost)}, timeout=10) as relay:
+    with ServiceRpcProxy(
+        "relay", {"AMQP_URI": amqp_uri(vhost)}, timeout=10, context_data=operator_context()
+    ) as relay:
         assert relay.apply_replicated("outbox", docs) == {"applied": 3}
         assert relay.apply_replicated("outbox", docs) == {"applied": 0}  # resend: no change
         older = [{**docs[0], "version": 1, "n": -1}]

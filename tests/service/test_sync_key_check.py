@@ -15,12 +15,12 @@ import requests
 import yaml
 from nameko.containers import ServiceContainer
 from nameko.rpc import rpc
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common import service as base
+from services.common.access import BASE_ACCESS, OPERATOR, rule
 from services.hallctl import cli, sitedir
 from services.sync.service import SyncService
-from tests.conftest import amqp_uri, free_port, site_config
+from tests.conftest import amqp_uri, free_port, operator_rpc, site_config
 from tests.system.test_sync_doubles import DOUBLES
 
 pytestmark = pytest.mark.service
@@ -34,10 +34,14 @@ FORBIDDEN = 'hall_sync_errors_total{direction="key",reason="forbidden"'
 KEY_ONLY = {"upward": [], "pull_catalog": False, "push_interval": 3600, "key_check_interval": 3600}
 
 
+ACCESS = {**BASE_ACCESS, "ping": rule(OPERATOR)}
+
+
 class OldSync(base.SiteService):
     """A parent's sync from before ``verify_key`` existed (a rolling upgrade)."""
 
     name = "sync"
+    access = ACCESS
 
     @rpc
     def ping(self) -> str:
@@ -118,7 +122,7 @@ def sites(vhosts: dict[str, str], tmp_path: Path) -> Iterator[Sites]:
 
 
 def call(config: dict[str, Any], method: str, *args: Any) -> Any:
-    with ClusterRpcProxy({"AMQP_URI": config["AMQP_URI"]}, timeout=30) as rpc:
+    with operator_rpc(config["AMQP_URI"], timeout=30) as rpc:
         return getattr(rpc.sync, method)(*args)
 
 
@@ -247,7 +251,7 @@ def test_verify_key_refuses_a_malformed_or_misaddressed_probe(county: str) -> No
     from services.common.errors import Conflict, InvalidInput
     from services.sync import domain
 
-    with ClusterRpcProxy({"AMQP_URI": amqp_uri(county)}, timeout=30) as rpc:
+    with operator_rpc(amqp_uri(county), timeout=30) as rpc:
         with pytest.raises(InvalidInput):
             rpc.sync.verify_key({"child": GOOD})
         probe = domain.sign(

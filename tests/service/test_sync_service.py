@@ -13,7 +13,6 @@ import eventlet
 import pytest
 import requests
 from nameko.containers import ServiceContainer
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common.config import ConfigError
 from services.common.errors import Forbidden, InvalidInput
@@ -21,7 +20,7 @@ from services.common.store import open_store
 from services.sync import domain
 from services.sync.provider import SyncProvider
 from services.sync.service import SyncService
-from tests.conftest import amqp_uri, free_port, rabbitmqctl, site_config
+from tests.conftest import amqp_uri, free_port, operator_rpc, rabbitmqctl, site_config
 from tests.service import helpers
 from tests.system.linkproxy import LinkProxy
 from tests.system.test_sync_doubles import DOUBLES
@@ -83,7 +82,7 @@ class Network:
 
     @contextmanager
     def rpc(self, code: str) -> Iterator[Any]:
-        with ClusterRpcProxy({"AMQP_URI": amqp_uri(self.vhosts[code])}, timeout=30) as proxy:
+        with operator_rpc(amqp_uri(self.vhosts[code]), timeout=30) as proxy:
             yield proxy
 
     def metrics(self, code: str) -> str:
@@ -433,7 +432,7 @@ def test_outage_backs_off_reports_and_recovers(net: Network, tmp_path: Path) -> 
     for container in containers:
         container.start()
     try:
-        with ClusterRpcProxy({"AMQP_URI": amqp_uri(own)}, timeout=30) as rpc:
+        with operator_rpc(amqp_uri(own), timeout=30) as rpc:
             docs = [{"id": f"{code}-out-{i}", "level": "满意"} for i in range(5)]
             rpc.rating.put("evaluations", docs)
             eventlet.sleep(3)

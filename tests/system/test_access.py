@@ -47,7 +47,7 @@ from services.common.uplink import reply_key, reply_queue
 from services.hallctl.broker import BrokerNames, ensure_site
 from services.sync import domain
 from services.sync.adapters.upstream import UplinkRpcProxy, UpstreamLink
-from tests.conftest import free_port, rabbitmqctl
+from tests.conftest import access_key_file, free_port, operator_rpc, rabbitmqctl
 
 pytestmark = pytest.mark.system
 
@@ -78,7 +78,7 @@ class Parent:
         return self.names.amqp_uri(code, self.passwords[code], "127.0.0.1:5672", TOWN)
 
     def operator(self) -> ClusterRpcProxy:
-        return ClusterRpcProxy({"AMQP_URI": self.uri(TOWN)}, timeout=30)
+        return operator_rpc(self.uri(TOWN), timeout=30)
 
     def child_connection(self) -> amqp.Connection:
         conn = amqp.Connection(
@@ -105,6 +105,7 @@ def _config(parent: Parent, service: str) -> Path:
         "SITE": {"code": TOWN, "tier": "town", "name": "测试镇", "upstream": ""},
         "UPSTREAM_AMQP_URI": "",
         "STORE_URI": f"sqlite:///{parent.root / 'data'}",
+        "ACCESS_KEY_FILE": str(access_key_file()),
     }
     if service == "sync":
         config["SYNC"] = {

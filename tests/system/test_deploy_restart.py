@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from nameko.standalone.rpc import ClusterRpcProxy
 
 import services.common.remote  # noqa: F401  (typed remote errors)
 from services.hallctl import configfile, lifecycle, sitedir
 from services.hallctl import processes as proc
 from services.hallctl.commands import demo
+from services.hallctl.secretfiles import ACCESS_KEY, secret_path
 from services.hallctl.topology import DEMO_SITES, SERVICES, Layout
-from tests.conftest import free_port, rabbitmqctl
+from tests.conftest import free_port, operator_rpc, rabbitmqctl
 
 pytestmark = pytest.mark.system
 
@@ -60,16 +60,17 @@ def county(tmp_path: Path) -> Iterator[County]:
 class Traffic(threading.Thread):
     """Calls ``<service>.site_info()`` in a loop and records every answer and failure."""
 
-    def __init__(self, uri: str, service: str) -> None:
+    def __init__(self, uri: str, service: str, key: Path) -> None:
         super().__init__(daemon=True)
         self.uri = uri
+        self.key = key
         self.service = service
         self.answers: list[float] = []
         self.failures: list[str] = []
         self.halt = threading.Event()
 
     def run(self) -> None:
-        with ClusterRpcProxy({"AMQP_URI": self.uri}, timeout=10) as cluster:
+        with operator_rpc(self.uri, timeout=10, key=self.key) as cluster:
             target = getattr(cluster, self.service)
             while not self.halt.is_set():
                 try:
@@ -97,10 +98,11 @@ def queue_config(**changes: Any) -> dict[str, Any]:
 def test_restart_one_service_while_traffic_flows_loses_nothing(county: County) -> None:
     site, uri = county
     others = [s for s in SERVICES if s != RESTARTED]
-    traffic = [Traffic(uri, service) for service in others]
+    key = secret_path(site.data_dir, site.code, ACCESS_KEY)  # hallctl wrote the site's own
+    traffic = [Traffic(uri, service, key) for service in others]
     for t in traffic:
         t.start()
-    with ClusterRpcProxy({"AMQP_URI": uri}, timeout=90) as cluster:
+    with operator_rpc(uri, timeout=90, key=key) as cluster:
         queue = getattr(cluster, RESTARTED)
         before = queue.configure(queue_config(waiting_target_minutes=30), "before-restart")
         version = before["config_version"]

@@ -19,13 +19,12 @@ import amqp
 import kombu.pools
 import pytest
 import requests
-from nameko.standalone.rpc import ClusterRpcProxy
 
 import services.common.remote  # noqa: F401  (typed remote errors)
 from services.hallctl import cli, configfile, lifecycle, sitedir
 from services.hallctl.siteinit import set_child_keys
 from services.hallctl.topology import SERVICES
-from tests.conftest import free_port, rabbitmqctl
+from tests.conftest import free_port, operator_rpc, rabbitmqctl
 from tests.system.test_deploy_definitions import import_definitions
 
 pytestmark = pytest.mark.system
@@ -130,7 +129,9 @@ def test_site_without_systemd_then_a_refused_key_on_a_quiet_town(hall: Hall) -> 
     assert f"{total}/{total} 项正常" in out
 
     town_sync = configfile.load_config(sitedir.SiteDir(data, TOWN).config_path("sync"))
-    with ClusterRpcProxy({"AMQP_URI": town_sync["AMQP_URI"]}, timeout=30) as rpc:
+    with operator_rpc(
+        town_sync["AMQP_URI"], timeout=30, key=Path(town_sync["ACCESS_KEY_FILE"])
+    ) as rpc:
         answer = rpc.sync.check_key()
         assert answer["ok"] is True, answer
         assert answer["key"] == "current"

@@ -26,7 +26,8 @@ from nameko.rpc import rpc
 
 from bench.support import free_port, stop_process
 from services.common import service as base
-from tests.conftest import VhostFactory
+from services.common.access import BASE_ACCESS, OPERATOR, rule
+from tests.conftest import VhostFactory, access_key_file, operator_rpc
 
 pytestmark = pytest.mark.system
 
@@ -36,11 +37,15 @@ SITE = "421302101"
 PHONE = "13698765432"
 
 
+ACCESS = {**BASE_ACCESS, "complete": rule(OPERATOR)}
+
+
 class TicketSource(base.SiteService):
     """Test source publishing evaluation invitations the way queue does (contract)."""
 
     name = "queue"
     feeds = ("evaluation_invitations",)
+    access = ACCESS
     dispatch = EventDispatcher()
 
     @rpc
@@ -73,6 +78,7 @@ def config(vhost: str, data: Path, port: int, **extra: object) -> dict[str, Any]
         "SITE": {"code": SITE, "tier": "town", "name": "测试镇便民服务中心", "upstream": ""},
         "UPSTREAM_AMQP_URI": "",
         "STORE_URI": f"sqlite:///{data}",
+        "ACCESS_KEY_FILE": str(access_key_file()),
         "LOGGING": {
             "version": 1,
             "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
@@ -135,7 +141,6 @@ def submit(rating: Any, ticket: str, **extra: object) -> Any:
 def test_restart_loses_no_invitation_and_no_evaluation(
     vhost_factory: VhostFactory, tmp_path: Path
 ) -> None:
-    from nameko.standalone.rpc import ClusterRpcProxy
 
     import services.common.remote  # noqa: F401  typed errors over RPC
     from services.common.errors import NotFound
@@ -158,9 +163,7 @@ def test_restart_loses_no_invitation_and_no_evaluation(
     source.start()
     rating.start()
     try:
-        with ClusterRpcProxy(
-            {"AMQP_URI": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"}, timeout=60
-        ) as cluster:
+        with operator_rpc(vhost, timeout=60) as cluster:
             tickets = [cluster.queue.complete(str(n % 4)) for n in range(10)]
             replies = [(ticket, submit(cluster.rating, ticket)) for ticket in tickets[:4]]
             for _, reply in replies:

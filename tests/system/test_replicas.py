@@ -35,14 +35,13 @@ import kombu.pools
 import pytest
 import requests
 import yaml
-from nameko.standalone.rpc import ClusterRpcProxy
 
 import services.common.remote  # noqa: F401  (typed remote errors over RPC)
 from bench.support import free_port, stop_process
 from services.common.calendar import load_calendar
 from services.common.errors import Conflict
 from services.hallctl.showcase import demo_id_number
-from tests.conftest import VhostFactory, amqp_uri
+from tests.conftest import VhostFactory, access_key_file, amqp_uri, operator_rpc, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -123,18 +122,6 @@ def running(replicas: list[Replica], one_by_one: bool = False) -> Iterator[list[
         kombu.pools.reset()  # pooled publisher connections to vhosts deleted after the module
 
 
-def wait_for(
-    check: Callable[[], Any], timeout: float, what: str, detail: Callable[[], str] = str
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}\n{detail()}")
-
-
 def settled(read: Callable[[], Any], timeout: float, pause: float = 1.5) -> Any:
     """``read()`` once two readings ``pause`` seconds apart agree (or at the deadline): a
     count still moving (a fold or flush behind) is not judged before it stops."""
@@ -159,6 +146,7 @@ def config(
         "SITE": {"code": code, "tier": TIERS[code], "name": f"测试{code}", "upstream": upstream},
         "UPSTREAM_AMQP_URI": amqp_uri(upstream_vhost) if upstream_vhost else "",
         "STORE_URI": f"sqlite:///{data}",
+        "ACCESS_KEY_FILE": str(access_key_file()),
         "LOGGING": {
             "version": 1,
             "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
@@ -175,7 +163,7 @@ def pair(tmp: Path, service: str, cfg: dict[str, Any]) -> list[Replica]:
 
 
 def rpc_factory(vhost: str) -> RpcFactory:
-    return lambda: ClusterRpcProxy({"AMQP_URI": amqp_uri(vhost)}, timeout=60)
+    return lambda: operator_rpc(amqp_uri(vhost), timeout=60)
 
 
 def in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import access_key_file
+
 pytestmark = pytest.mark.system
 
 NAMEKO = str(Path(sys.executable).with_name("nameko"))
@@ -22,6 +24,7 @@ def good_config(data: Path) -> dict[str, Any]:
         "SITE": {"code": "421302101", "tier": "town", "name": "镇中心", "upstream": "421302"},
         "UPSTREAM_AMQP_URI": "pyamqp://guest:guest@127.0.0.1:5672/",
         "STORE_URI": f"sqlite:///{data}",
+        "ACCESS_KEY_FILE": str(access_key_file()),
     }
 
 

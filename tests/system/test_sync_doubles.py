@@ -22,6 +22,7 @@ from typing import Any
 from nameko.rpc import rpc
 
 from services.common import service as base
+from services.common.access import BASE_ACCESS, OPERATOR, SERVICE, rule
 from services.common.errors import InvalidInput
 from services.common.feeds import read_feed
 from services.common.store import Doc
@@ -31,8 +32,17 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# The test calls as the operator; sync calls the catalog RPCs as itself.
+ACCESS = {
+    **BASE_ACCESS,
+    **dict.fromkeys(["accept_poison", "put", "seed", "count", "get", "versions"], rule(OPERATOR)),
+    **dict.fromkeys(["catalog_changes", "apply_catalog"], rule(OPERATOR, SERVICE)),
+}
+
+
 class FeedDouble(base.SiteService):
     name = "feed-double"
+    access = ACCESS
 
     def store_replicated(self, name: str, docs: list[dict[str, Any]]) -> int:
         # Stands in for the real service's validation at ingest: a poison record is refused

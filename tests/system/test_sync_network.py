@@ -44,7 +44,6 @@ import kombu.pools
 import pytest
 import requests
 import yaml
-from nameko.standalone.rpc import ClusterRpcProxy
 
 import services.common.remote  # noqa: F401  (typed remote errors, whatever ran before)
 from services.common.calendar import load_calendar
@@ -54,7 +53,7 @@ from services.hallctl.broker import ensure_site
 from services.hallctl.showcase import demo_id_number
 from services.sync import domain
 from services.sync.adapters.upstream import UplinkRpcProxy
-from tests.conftest import free_port, rabbitmqctl
+from tests.conftest import access_key_file, free_port, operator_rpc, rabbitmqctl, wait_for
 from tests.system.linkproxy import LinkProxy
 
 pytestmark = pytest.mark.system
@@ -130,6 +129,7 @@ class Site:
             },
             "UPSTREAM_AMQP_URI": upstream_uri,
             "STORE_URI": f"sqlite:///{self.dir / 'data'}",
+            "ACCESS_KEY_FILE": str(access_key_file()),
             **self.section(service),
             "LOGGING": {
                 "version": 1,
@@ -171,7 +171,7 @@ class Site:
 
     @contextmanager
     def rpc(self) -> Iterator[Any]:
-        with ClusterRpcProxy({"AMQP_URI": self.uri(self.vhost)}, timeout=30) as proxy:
+        with operator_rpc(self.uri(self.vhost), timeout=30) as proxy:
             yield proxy
 
     def metrics(self, service: str = "sync") -> str:
@@ -259,18 +259,6 @@ def calendar_override(root: Path) -> str:
     path = root / "calendar-test.yaml"
     path.write_text(yaml.safe_dump({next_year: {"holidays": [], "workdays": []}}))
     return str(path)
-
-
-def wait_for(
-    check: Callable[[], Any], timeout: float, what: str, detail: Callable[[], str] = str
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n{detail()}")
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,8 @@ framework-free core, no service importing another, and no module over 400 lines.
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,7 @@ TEMPLATE = (
     "app.py",
     "store.py",
     "metrics.py",
+    "access.py",
     "domain/__init__.py",
 )
 # Modules that may speak to the framework (Nameko, eventlet, kombu, werkzeug): the Nameko
@@ -120,6 +123,29 @@ def test_only_the_edge_speaks_to_the_framework(service: str) -> None:
         if top(name) in FRAMEWORKS
     ]
     assert found == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_rpc_goes_through_the_access_check(service: str) -> None:
+    """A plain ``nameko.rpc.rpc`` would skip identity and role checks (docs/security.md)."""
+    from nameko.rpc import Rpc as NamekoRpc
+
+    from services.common.rpc import Rpc
+    from services.common.service import SiteService
+
+    module = importlib.import_module(f"services.{service}.service")
+    classes = [
+        c for c in vars(module).values() if isinstance(c, type) and issubclass(c, SiteService)
+    ]
+    bypassing = [
+        (cls.__name__, name)
+        for cls in classes
+        for name, member in inspect.getmembers(cls, inspect.isfunction)
+        for entrypoint in getattr(member, "nameko_entrypoints", ())
+        if isinstance(entrypoint, NamekoRpc) and not isinstance(entrypoint, Rpc)
+    ]
+    assert classes
+    assert bypassing == []
 
 
 @pytest.mark.parametrize("tree", ["services", "tools"])

@@ -24,6 +24,7 @@ from services.hallctl.broker import (
     child_topic_permission,
 )
 from services.hallctl.topology import DEMO_SITES, SERVICES, DemoSite, Layout
+from tests.conftest import access_key_file
 from tools.deploy_render import common, render
 
 pytestmark = pytest.mark.unit
@@ -125,6 +126,8 @@ def test_container_config_reads_every_value_from_the_environment(
 ) -> None:
     for name, value in SITE_ENV.items():
         monkeypatch.setenv(name, value)
+    # mounted from the Secret hall-access-key in a pod; the tests' key file here
+    monkeypatch.setenv("ACCESS_KEY_FILE", str(access_key_file()))
     monkeypatch.delenv("STORE_URI", raising=False)
     monkeypatch.delenv("WEB_SERVER_ADDRESS", raising=False)
     config = configfile.load_config(DEPLOY / "config" / f"{service}.yaml")
@@ -141,7 +144,8 @@ def test_container_config_reads_every_value_from_the_environment(
         literals = {x.split("=")[0] for x in overlay["configMapGenerator"][0]["literals"]}
         example = (DEPLOY / "k8s" / "overlays" / tier / "secrets.env.example").read_text()
         secret = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
-        missing = names - literals - secret - {"WEB_SERVER_ADDRESS", "CALENDAR_OVERRIDE"}
+        mounted = {"WEB_SERVER_ADDRESS", "CALENDAR_OVERRIDE", "ACCESS_KEY_FILE"}
+        missing = names - literals - secret - mounted
         assert not missing, (tier, missing)
 
 
@@ -267,7 +271,10 @@ def test_k8s_overlay_per_tier_names_the_site_and_its_storage(tier: str) -> None:
         "SITE_NAME": site.name,
         "SITE_UPSTREAM": site.upstream or "",
     }
-    assert overlay["secretGenerator"] == [{"name": "hall-site-secrets", "envs": ["secrets.env"]}]
+    assert overlay["secretGenerator"] == [
+        {"name": "hall-site-secrets", "envs": ["secrets.env"]},
+        {"name": "hall-access-key", "files": ["hall-access-key=access.key"]},
+    ]
     images = {i["name"] for i in overlay["images"]}
     assert images == {f"hall/hall-{s}" for s in SERVICES}
     if tier == "county":

@@ -32,6 +32,7 @@ from services.hallctl.siteconfig import read_sync_section, replace_sync_section
 from services.hallctl.siteinit import add_child, add_village, init_site
 from services.hallctl.siteplan import SitePlan
 from services.hallctl.topology import SERVICES
+from tests.conftest import access_key_file
 
 pytestmark = pytest.mark.unit
 
@@ -134,6 +135,7 @@ def test_show_config_masks_and_reports_the_rule_a_bad_value_breaks(tmp_path: Pat
         "WEB_SERVER_ADDRESS": "127.0.0.1:8102",
         "SITE": {"code": "421302", "tier": "county", "name": "县中心", "upstream": ""},
         "STORE_URI": f"sqlite:///{tmp_path}/data",
+        "ACCESS_KEY_FILE": str(access_key_file()),
     }
     path.write_text(yaml.safe_dump(good, allow_unicode=True))
     shown = configfile.show_config(site, "rating")

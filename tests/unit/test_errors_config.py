@@ -13,6 +13,7 @@ from services.common.errors import (
     NotFound,
     http_response,
 )
+from tests.conftest import access_key_file
 
 pytestmark = pytest.mark.unit
 
@@ -21,6 +22,7 @@ GOOD = {
     "SITE": {"code": "421302101", "tier": "town", "name": "镇中心", "upstream": "421302"},
     "UPSTREAM_AMQP_URI": "pyamqp://u:secret@127.0.0.1:5672/hall-421302",
     "STORE_URI": "sqlite:////var/lib/hall/421302101",
+    "ACCESS_KEY_FILE": str(access_key_file()),
 }
 
 
@@ -65,6 +67,8 @@ def test_good_config_loads() -> None:
         ({"STORE_URI": "redis://localhost/0"}, "STORE_URI"),
         ({"STORE_URI": ""}, "STORE_URI"),
         ({"RATING": "not a mapping"}, "RATING"),
+        ({"ACCESS_KEY_FILE": ""}, "ACCESS_KEY_FILE"),
+        ({"ACCESS_KEY_FILE": "/nonexistent/access.key"}, "ACCESS_KEY_FILE"),
     ],
 )
 def test_bad_config_names_the_key(change: dict[str, object], key: str) -> None:

@@ -282,7 +282,7 @@ def walk_case(
     rating.classify_case(
         {
             "case_id": case_id,
-            "by": "h1",
+            "by": approver or "h1",  # not adopted: the approving manager submits it
             "classification": classification,
             "note": "核实",
             "approver": approver,

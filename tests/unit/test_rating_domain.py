@@ -403,16 +403,24 @@ def test_ledger_takes_its_own_deadline_not_in_the_past(to_classify: Case) -> Non
 def test_not_adopted_needs_an_approver_other_than_the_handler(to_classify: Case) -> None:
     now = at("2024-09-14")
 
-    def not_adopted(approver: str | None) -> dict[str, Any]:
+    def not_adopted(approver: str | None, by: str | None = None) -> dict[str, Any]:
         return classify(
-            to_classify, Classification.NOT_ADOPTED, now, note="恶意差评", approver=approver
+            to_classify,
+            Classification.NOT_ADOPTED,
+            now,
+            note="恶意差评",
+            approver=approver,
+            by=by or approver or "h1",
         )
 
     with pytest.raises(InvalidInput) as caught:
         not_adopted(None)
     assert "approver" in caught.value.fields
     with pytest.raises(Forbidden):
-        not_adopted("h1")
+        not_adopted("h1")  # the handler approving their own case
+    with pytest.raises(Forbidden) as named:
+        not_adopted("chief", by="h1")  # the handler naming an approver
+    assert "approver" in named.value.fields
     changes = not_adopted("chief")
     assert changes["state"] == "feedback_pending"
     assert changes["pending_exclusion"] == {"kind": "not_adopted", "reason": "不予采纳：恶意差评"}

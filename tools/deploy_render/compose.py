@@ -20,7 +20,9 @@ from tools.deploy_render.common import (
 )
 
 
-def _compose_service(service: str, site_env: str, broker: str, suffix: str = "") -> dict[str, Any]:
+def _compose_service(
+    service: str, site_env: str, broker: str, suffix: str = "", key: str = "hall_access_key"
+) -> dict[str, Any]:
     return {
         "image": f"${{HALL_REGISTRY:-hall}}/hall-{service}:${{HALL_VERSION:-{VERSION}}}",
         "build": {"context": "../..", "dockerfile": f"deploy/docker/{service}.Dockerfile"},
@@ -32,6 +34,8 @@ def _compose_service(service: str, site_env: str, broker: str, suffix: str = "")
         "depends_on": {broker: {"condition": "service_healthy"}},
         "stop_grace_period": f"{GRACE_S}s",
         "volumes": [f"{service}{suffix}-data:{DATA_DIR}"],
+        # the site's access key (<data>/secrets/<code>.access-key), at ACCESS_KEY_FILE
+        "secrets": [{"source": key, "target": "hall-access-key", "mode": 0o400}],
         "read_only": True,
         "tmpfs": ["/tmp"],  # noqa: S108  (the container's own private tmpfs)
         "security_opt": ["no-new-privileges:true"],
@@ -108,7 +112,10 @@ def compose_site() -> str:
             "prometheus-data": {},
             "grafana-data": {},
         },
-        "secrets": {"grafana_admin_password": {"file": "./secrets/grafana-admin-password"}},
+        "secrets": {
+            "grafana_admin_password": {"file": "./secrets/grafana-admin-password"},
+            "hall_access_key": {"file": "./secrets/access-key"},
+        },
     }
     return (
         f"# {HEADER}\n# One site: RabbitMQ, the four services, Prometheus, Grafana.\n{to_yaml(doc)}"
@@ -177,7 +184,11 @@ def compose_three_tier() -> str:
         for service in SERVICES:
             name = f"{service}-{site.tier}"
             entry = _compose_service(
-                service, f"./secrets/{site.code}/site.env", broker, f"-{site.tier}"
+                service,
+                f"./secrets/{site.code}/site.env",
+                broker,
+                f"-{site.tier}",
+                f"hall_access_key_{site.tier}",
             )
             if site.upstream and service == "sync":
                 up = next(s for s in DEMO_SITES if s.code == site.upstream)
@@ -192,7 +203,13 @@ def compose_three_tier() -> str:
         "name": "hall-three-tier",
         "services": services,
         "volumes": volumes,
-        "secrets": {"grafana_admin_password": {"file": "./secrets/grafana-admin-password"}},
+        "secrets": {
+            "grafana_admin_password": {"file": "./secrets/grafana-admin-password"},
+            **{
+                f"hall_access_key_{site.tier}": {"file": f"./secrets/{site.code}/access-key"}
+                for site in DEMO_SITES
+            },
+        },
     }
     return (
         f"# {HEADER}\n# County {DEMO_SITES[0].code}, town {DEMO_SITES[1].code} and village "

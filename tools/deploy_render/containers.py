@@ -12,6 +12,10 @@ from tools.deploy_render.common import (
     VERSION,
 )
 
+# The site's access key (docs/security.md), mounted from the Secret as a file only the
+# service user can read.
+ACCESS_KEY_PATH = "/run/secrets/hall-access-key"
+
 
 def container_config(service: str) -> str:
     """Every value from the environment: the site identity from the ConfigMap ``hall-site``,
@@ -38,6 +42,7 @@ def container_config(service: str) -> str:
         },
         upstream_amqp_uri=Env("UPSTREAM_AMQP_URI", "", raw=True),
         store_uri=Env("STORE_URI", f"sqlite:///{DATA_DIR}", raw=True),
+        access_key_file=Env("ACCESS_KEY_FILE", ACCESS_KEY_PATH, raw=True),
         section=section,
     )
     comments = [

@@ -108,6 +108,11 @@ def k8s_deployment(service: str) -> dict[str, Any]:
                                 {"name": "config", "mountPath": "/etc/hall", "readOnly": True},
                                 {"name": "data", "mountPath": DATA_DIR},
                                 {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108  (a private emptyDir)
+                                {
+                                    "name": "access-key",
+                                    "mountPath": "/run/secrets",
+                                    "readOnly": True,
+                                },
                             ],
                         }
                     ],
@@ -115,6 +120,11 @@ def k8s_deployment(service: str) -> dict[str, Any]:
                         {"name": "config", "configMap": {"name": f"hall-{service}-config"}},
                         {"name": "data", "emptyDir": {}},
                         {"name": "tmp", "emptyDir": {}},
+                        # the site's access key, group-readable by the pod's fsGroup only
+                        {
+                            "name": "access-key",
+                            "secret": {"secretName": "hall-access-key", "defaultMode": 0o440},
+                        },
                     ],
                 },
             },
@@ -167,7 +177,11 @@ def k8s_overlay(tier: str) -> dict[str, Any]:
             }
         ],
         # secrets.env is written by the operator from secrets.env.example (never committed).
-        "secretGenerator": [{"name": "hall-site-secrets", "envs": ["secrets.env"]}],
+        # access.key is the site's <data>/secrets/<code>.access-key (hallctl site-init).
+        "secretGenerator": [
+            {"name": "hall-site-secrets", "envs": ["secrets.env"]},
+            {"name": "hall-access-key", "files": ["hall-access-key=access.key"]},
+        ],
         "images": [{"name": IMAGE.format(service=s), "newTag": VERSION} for s in SERVICES],
     }
     if sqlite:

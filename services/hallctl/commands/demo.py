@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from services.common.identity import ensure_key
 from services.hallctl import lifecycle
 from services.hallctl import processes as proc
 from services.hallctl.broker import BrokerAdminError, ensure_site
@@ -52,6 +53,7 @@ def prepare(layout: Layout) -> dict[str, str]:
     passwords = {site.code: secret(site.code, "broker-password") for site in DEMO_SITES}
     sync_keys = {site.code: secret(site.code, "sync-key") for site in DEMO_SITES}
     for site in DEMO_SITES:
+        ensure_key(layout.access_key_file(site))
         upstream_vhost = layout.vhost(site.upstream) if site.upstream else None
         ensure_site(
             layout.vhost(site.code),
@@ -84,10 +86,9 @@ def start(layout: Layout) -> list[proc.ServiceProcess]:
 
 
 def ping_upstream(layout: Layout, site: DemoSite, password: str) -> dict[str, Any]:
-    from nameko.standalone.rpc import ClusterRpcProxy
+    from services.hallctl.showcase import rpc  # imports nameko
 
-    config = {"AMQP_URI": layout.amqp_uri(site.code, site.code, password)}
-    with ClusterRpcProxy(config, timeout=30) as cluster:
+    with rpc(layout, site, password) as cluster:
         answer: dict[str, Any] = cluster.sync.ping_upstream()
     return answer
 

@@ -70,8 +70,8 @@ class HistoryEntry(TypedDict):
     at: str
 
 
-class ApplicationRecord(TypedDict):
-    """``applications``: one 办件, handled under one published version of a matter."""
+class ApplicationFacts(TypedDict):
+    """What an application and its upstream summary both say of the 办件 and its matter."""
 
     id: str
     schema: int
@@ -83,6 +83,12 @@ class ApplicationRecord(TypedDict):
     matter_type: str
     department: str | None
     case_type: str
+    version: int
+
+
+class ApplicationRecord(ApplicationFacts):
+    """``applications``: one 办件, handled under one published version of a matter."""
+
     promised_limit_days: int
     legal_limit_days: int
     channel: str
@@ -101,7 +107,6 @@ class ApplicationRecord(TypedDict):
     created_at: str
     updated_at: str
     outbox_pending: bool
-    version: int
     refusal: NotRequired[dict[str, Any]]
     supplement_notice: NotRequired[dict[str, Any] | None]
     receipt: NotRequired[dict[str, Any]]
@@ -121,20 +126,9 @@ class ApplicationRecord(TypedDict):
     _seq: NotRequired[int]
 
 
-class ApplicationSummary(TypedDict):
+class ApplicationSummary(ApplicationFacts):
     """``application_summaries`` (feed, replicated up): no names, ID numbers or phones."""
 
-    id: str
-    version: int
-    schema: int
-    number: str
-    site_code: str
-    matter_code: str
-    matter_version: int
-    matter_name: str
-    matter_type: str
-    department: str | None
-    case_type: str
     state: str
     channel: str
     accepted_on: str | None

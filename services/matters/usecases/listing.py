@@ -4,7 +4,6 @@ applicant or due state, and the deadline gauges (docs/architecture.md, "Observab
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -22,7 +21,6 @@ from services.matters.domain import (
 from services.matters.domain.identity import applicant_lookup_hash
 from services.matters.domain.records import ApplicationRecord
 from services.matters.usecases.base import MattersBase, argument
-from services.matters.usecases.catalog_view import query_number
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +85,6 @@ class Listing(MattersBase):
             "count": self.repo.applications.count(query),
             "today": self.today().isoformat(),
         }
-
-    def list_applications_query(self, args: Mapping[str, str]) -> dict[str, Any]:
-        """``list_applications`` from an HTTP query string, whose values are all text."""
-        params: dict[str, Any] = dict(args)
-        if "limit" in params:
-            params["limit"] = query_number(params["limit"])
-        return self.list_applications(params)
 
     def refresh_gauges(self) -> None:
         count = self.repo.applications.count

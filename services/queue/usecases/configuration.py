@@ -35,7 +35,7 @@ class Configuration(QueueBase):
         self.salt = site_salt(self.settings.privacy_salt, self.repo.config)
 
     def configure(
-        self, config: Mapping[str, Any], by: str, expected_version: int | None = None
+        self, config: Mapping[str, Any], by: str | None, expected_version: int | None = None
     ) -> dict[str, Any]:
         """Replace the site's queue configuration with a new version (manager only)."""
         args = self._args(

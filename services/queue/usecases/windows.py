@@ -30,7 +30,7 @@ class Windows(QueueBase):
             )
         return result
 
-    def sign_in(self, window: str, staff_id: str) -> dict[str, Any]:
+    def sign_in(self, window: str, staff_id: str | None) -> dict[str, Any]:
         args = self._args(schemas.StaffArgs, window=window, staff_id=staff_id)
         return self._sign_in(args["window"], args["staff_id"])
 
@@ -50,7 +50,7 @@ class Windows(QueueBase):
 
         return self._window_action(number, "sign_in", staff_id, change)
 
-    def sign_out(self, window: str, staff_id: str) -> dict[str, Any]:
+    def sign_out(self, window: str, staff_id: str | None) -> dict[str, Any]:
         args = self._args(schemas.StaffArgs, window=window, staff_id=staff_id)
         number, staff_id = args["window"], args["staff_id"]
         self._refuse_if_busy(number, "签退")

@@ -205,23 +205,28 @@ def classify(
 ) -> dict[str, Any]:
     """定性: fix now, ledger with a deadline, explanation, or not adopted (needs approval)."""
     require_state(case, CaseState.CLASSIFICATION_PENDING)
-    check_handler(case, by)
     today = local_day(now, rules.zone)
     close_due = calendar.add_working_days(today, rules.rectification_working_days)
     changes: dict[str, Any] = {"classification": classification.value}
     details: dict[str, Any] = {"classification": classification.value, "note": note}
     if classification is Classification.NOT_ADOPTED:
+        # Not adopting a bad rating is decided by the approving manager, who submits it
+        # (the approver is the caller, never a name typed by someone else: docs/security.md).
         if not approver:
             raise InvalidInput.field("approver", "不予采纳须由经办人以外的负责人审批")
-        if approver in (by, case.get("handler")):
+        if approver != by:
+            raise Forbidden("不予采纳须由审批人本人提交", {"approver": ["须为提交人本人"]})
+        if approver == case.get("handler"):
             raise Forbidden(
                 "不予采纳的审批人不能是经办人本人", {"approver": ["须为经办人以外的人员"]}
             )
         details["approver"] = approver
         changes["pending_exclusion"] = {"kind": "not_adopted", "reason": f"不予采纳：{note}"}
         changes["management_notified"] = True  # 通报同级政务服务管理机构
-    elif approver:
-        raise InvalidInput.field("approver", "只有不予采纳需要审批人")
+    else:
+        check_handler(case, by)
+        if approver:
+            raise InvalidInput.field("approver", "只有不予采纳需要审批人")
     if classification is Classification.LEDGER and deadline is not None:
         if deadline < today:
             raise InvalidInput.field("deadline", "整改期限不能早于今天")

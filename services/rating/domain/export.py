@@ -57,18 +57,23 @@ _PROVINCIAL_LEVELS = {
     Level.VERY_SATISFIED: "5",
 }
 
+# Codes 1-5 are the same in both provincial numberings; they differ from 6 on.
+_PROVINCIAL_CHANNELS = {
+    Channel.PC: ("1", "pc"),
+    Channel.MOBILE: ("2", "移动端"),
+    Channel.QR_CODE: ("3", "二维码"),
+    Channel.PAD: ("4", "平板/评价器"),
+    Channel.PAPER: ("4", "平板/评价器"),  # entered at the window in place of the pad
+    Channel.SELF_SERVICE: ("5", "自助终端"),
+}
+
 # Provincial interface numbering with 6 = 电话 and 7 = 短信 (no system default rating).
 PROVINCIAL_PHONE = ExportProfile(
     name="provincial_phone",
     title="省级接口（6 电话，7 短信）",
     levels=_PROVINCIAL_LEVELS,
     channels={
-        Channel.PC: ("1", "pc"),
-        Channel.MOBILE: ("2", "移动端"),
-        Channel.QR_CODE: ("3", "二维码"),
-        Channel.PAD: ("4", "平板/评价器"),
-        Channel.PAPER: ("4", "平板/评价器"),  # entered at the window in place of the pad
-        Channel.SELF_SERVICE: ("5", "自助终端"),
+        **_PROVINCIAL_CHANNELS,
         Channel.PHONE: ("6", "电话"),
         Channel.SMS: ("7", "短信"),
         Channel.SYSTEM_DEFAULT: None,
@@ -82,12 +87,7 @@ PROVINCIAL_DEFAULT = ExportProfile(
     title="省级接口（6 短信，7 系统默认评价）",
     levels=_PROVINCIAL_LEVELS,
     channels={
-        Channel.PC: ("1", "pc"),
-        Channel.MOBILE: ("2", "移动端"),
-        Channel.QR_CODE: ("3", "二维码"),
-        Channel.PAD: ("4", "平板/评价器"),
-        Channel.PAPER: ("4", "平板/评价器"),
-        Channel.SELF_SERVICE: ("5", "自助终端"),
+        **_PROVINCIAL_CHANNELS,
         Channel.SMS: ("6", "短信"),
         Channel.PHONE: None,  # this numbering has no telephone channel
         Channel.SYSTEM_DEFAULT: ("7", "系统默认评价"),

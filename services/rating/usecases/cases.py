@@ -148,7 +148,7 @@ class Cases(RatingBase):
         )
         return self._transition(case, changes)
 
-    def reveal_phone(self, case_id: str, by: str) -> dict[str, Any]:
+    def reveal_phone(self, case_id: str, by: str | None) -> dict[str, Any]:
         """The rater's phone, for the case's handler to call back; every reveal is audited."""
         args = load(schemas.RevealArgs, {"case_id": case_id, "by": by})
         case_id, by = args["case_id"], args["by"]

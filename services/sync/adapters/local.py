@@ -11,8 +11,10 @@ from typing import Any
 
 import eventlet
 from nameko.exceptions import RemoteError, UnknownService
-from nameko.rpc import MethodProxy, ReplyListener
+from nameko.rpc import ReplyListener
 
+from services.common.callers import SignedMethodProxy, service_token
+from services.common.runtime import SiteRuntime
 from services.sync import ports
 from services.sync.ports import LocalUnavailable
 
@@ -20,8 +22,11 @@ from services.sync.ports import LocalUnavailable
 class LocalCaller:
     """What one worker uses: ``call(service, method, *args)`` with a deadline."""
 
-    def __init__(self, worker_ctx: Any, listener: ReplyListener, timeout: float) -> None:
+    def __init__(
+        self, worker_ctx: Any, listener: ReplyListener, timeout: float, signer: SiteRuntime
+    ) -> None:
         self.worker_ctx = worker_ctx
+        self.token = service_token(signer)  # calls go out signed as sync (docs/security.md)
         self.listener = listener
         self.timeout = timeout
         self.unavailable: dict[str, LocalUnavailable] = {}
@@ -32,7 +37,7 @@ class LocalCaller:
         answer is not asked again (one stopped service must not stall a whole tick)."""
         if service in self.unavailable:
             raise self.unavailable[service]
-        proxy = MethodProxy(self.worker_ctx, service, method, self.listener)
+        proxy = SignedMethodProxy(self.token, self.worker_ctx, service, method, self.listener)
         try:
             reply = proxy.call_async(*args)
         except UnknownService:

@@ -1,0 +1,147 @@
+"""Who may call what (docs/security.md, "Role table"): one rule per RPC, checked in one
+place, the RPC entrypoint (``services.common.rpc``), before a worker starts.
+
+A service lists its rules in ``<svc>/access.py`` as ``ACCESS``; a method missing from it is
+refused to everyone (fail closed, and ``tests/unit/test_access_table.py`` fails). A rule
+names who may call (``allow``: staff roles, device roles, ``operator``, ``service`` or
+``service:<name>``, ``public``, ``uplink``) and where in the arguments the actor stands:
+
+- ``actor``: the acting person's id (``by``, ``staff_id``, ``assignment.by``). For staff it
+  comes from the principal: an argument naming someone else is refused, a missing one is
+  filled in. A device names no actor. The operator (root on the site's machine, who holds
+  the key and the database anyway) names the staff member it acts for; the audit line
+  records both.
+- ``window``: the window acted on. A clerk acts only at the window signed in at, a pad only
+  for the window it is bound to; a manager at any window of the hall.
+- ``approver``: a second person the call names (a ``not_adopted`` classification's
+  approver). Only that person may make the call, and only as a manager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from services.common.errors import Forbidden
+from services.common.identity import DEVICE_ROLES, STAFF_ROLES, Kind, Principal, Unauthenticated
+
+PUBLIC = "public"  # anyone, identified or not: published guides, the site's identity
+UPLINK = "uplink"  # a child site's sync; the message carries its own signature (sync checks)
+OPERATOR = "operator"
+SERVICE = "service"
+TOKENS = STAFF_ROLES | DEVICE_ROLES | {PUBLIC, UPLINK, OPERATOR, SERVICE}
+
+
+@dataclass(frozen=True)
+class Rule:
+    allow: frozenset[str]
+    actor: tuple[str, ...] = ()
+    window: str | None = None
+    approver: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return bool(self.allow & {PUBLIC, UPLINK})
+
+
+def rule(
+    *allow: str, actor: str | None = None, window: str | None = None, approver: str | None = None
+) -> Rule:
+    unknown = [a for a in allow if a not in TOKENS and not a.startswith(f"{SERVICE}:")]
+    if unknown or not allow:
+        raise ValueError(f"unknown access tokens {unknown}")
+    return Rule(frozenset(allow), (actor,) if actor else (), window, approver)
+
+
+# Every service's inherited RPCs (services.common.service.SiteService).
+BASE_ACCESS: dict[str, Rule] = {
+    "site_info": rule(PUBLIC),
+    "feed": rule(SERVICE, OPERATOR, "supervisor"),
+    "apply_replicated": rule("service:sync", OPERATOR),
+}
+
+
+def tokens(principal: Principal) -> frozenset[str]:
+    """What a principal counts as in the ``allow`` sets."""
+    if principal.kind is Kind.OPERATOR:
+        return frozenset({OPERATOR})
+    if principal.kind is Kind.SERVICE:
+        return frozenset({SERVICE, f"{SERVICE}:{principal.id}"})
+    valid = STAFF_ROLES if principal.kind is Kind.STAFF else DEVICE_ROLES
+    return principal.roles & valid
+
+
+def authorise(
+    table: Mapping[str, Rule], method: str, principal: Principal | None, arguments: dict[str, Any]
+) -> None:
+    """Refuse the call (``Unauthenticated`` or ``Forbidden``) or let it through, with the
+    actor filled into ``arguments`` (the bound call, changed in place)."""
+    found = table.get(method)
+    if found is None:
+        raise Forbidden(f"{method} 未列入访问规则，拒绝调用", {"method": [method]})
+    if found.open:
+        return
+    if principal is None:
+        raise Unauthenticated("请求未携带身份凭证，请先登录或使用已登记的设备")
+    granted = tokens(principal) & found.allow
+    if not granted:
+        raise Forbidden(
+            f"{principal.label} 无权调用 {method}",
+            {"method": [f"需要 {'、'.join(sorted(found.allow))}"]},
+        )
+    if principal.kind in (Kind.STAFF, Kind.DEVICE):
+        _own_window(found, principal, granted, arguments)
+        for path in found.actor:
+            _own_actor(path, principal, arguments)
+        if found.approver:
+            _own_approval(found.approver, principal, arguments)
+
+
+def _own_actor(path: str, principal: Principal, arguments: dict[str, Any]) -> None:
+    given = _get(arguments, path)
+    if given not in (None, principal.id):
+        raise Forbidden("不能以他人的名义操作", {path: ["须为当前登录人员本人"]})
+    if principal.kind is Kind.STAFF:
+        _set(arguments, path, principal.id)
+
+
+def _own_window(
+    found: Rule, principal: Principal, granted: frozenset[str], arguments: dict[str, Any]
+) -> None:
+    bound = granted <= {"clerk", "pad"}  # a manager acts at any window; a kiosk at none
+    if found.window is None or not bound:
+        return
+    if principal.window is None:
+        raise Forbidden("尚未在窗口签到，不能办理窗口业务", {found.window: ["未签到"]})
+    given = _get(arguments, found.window)
+    if given not in (None, principal.window):
+        raise Forbidden(
+            f"只能在本人签到的 {principal.window} 号窗口办理", {found.window: ["不是签到窗口"]}
+        )
+    _set(arguments, found.window, principal.window)
+
+
+def _own_approval(path: str, principal: Principal, arguments: dict[str, Any]) -> None:
+    given = _get(arguments, path)
+    if given is None:
+        return
+    if given != principal.id or "manager" not in principal.roles:
+        raise Forbidden("审批须由审批人（负责人）本人提交", {path: ["须为当前登录的负责人本人"]})
+
+
+def _get(arguments: Mapping[str, Any], path: str) -> Any:
+    head, _, rest = path.partition(".")
+    value = arguments.get(head)
+    if not rest:
+        return value
+    return value.get(rest) if isinstance(value, Mapping) else None
+
+
+def _set(arguments: dict[str, Any], path: str, value: str) -> None:
+    head, _, rest = path.partition(".")
+    if not rest:
+        arguments[head] = value
+    elif isinstance(arguments.get(head), dict):
+        arguments[head] = {**arguments[head], rest: value}
+    # Not a mapping: left as it is, for the schema to refuse with its own message.

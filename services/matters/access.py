@@ -1,0 +1,35 @@
+"""Who may call each RPC of ``matters`` (docs/security.md, "Role table")."""
+
+from __future__ import annotations
+
+from services.common.access import BASE_ACCESS, OPERATOR, PUBLIC, Rule, rule
+
+EDITOR = ("catalog_editor", OPERATOR)
+DESK = ("clerk", "manager", OPERATOR)
+
+ACCESS: dict[str, Rule] = {
+    **BASE_ACCESS,
+    # the catalog (事项目录): drafted, approved and published at the catalog's source site
+    "save_matter_draft": rule(*EDITOR),
+    "approve_matter_change": rule(*EDITOR, actor="approved_by"),
+    "publish_matter": rule(*EDITOR),
+    "retire_matter": rule(*EDITOR),
+    "list_unpublished_changes": rule(*EDITOR),
+    "get_matter": rule(PUBLIC),  # published guides are public (办事指南)
+    "search_matters": rule(PUBLIC),
+    "catalog_changes": rule(PUBLIC),
+    "apply_catalog": rule("service:sync", OPERATOR),
+    "set_local_availability": rule("manager", OPERATOR),
+    # applications (办件): the window desk
+    "submit_application": rule(*DESK, actor="application.staff_id", window="application.window"),
+    "supplement_application": rule(*DESK),
+    "refuse_application": rule(*DESK),
+    "start_review": rule(*DESK),
+    "decide_application": rule(*DESK),
+    "complete_application": rule(*DESK),
+    "deliver_application": rule(*DESK),
+    "suspend_application": rule(*DESK),
+    "resume_application": rule(*DESK),
+    "get_application": rule(*DESK, "supervisor"),
+    "list_applications": rule(*DESK, "supervisor"),
+}
