@@ -104,16 +104,18 @@ def test_invitations_are_idempotent_and_bind_the_evaluation(make: Make) -> None:
     pad = some(rating.pending_for_window("3"))
     assert pad["id"] == "ticket:421302-t1"
     assert "future_field" not in pad  # unknown fields are ignored
-    ev = rating.submit(
-        {
-            "invitation_id": pad["id"],
-            "service_ref": {"kind": "ticket"},
-            "channel": "pad",
-            "level": "very_satisfied",
-            "window": "9",
-            "staff_id": "someone-else",
-        }
-    )
+    answer = {
+        "invitation_id": pad["id"],
+        "service_ref": {"kind": "ticket"},
+        "channel": "pad",
+        "level": "very_satisfied",
+        "window": "9",  # a pad at window 9 (its identity's window) rating window 3's service
+        "staff_id": "someone-else",
+    }
+    with pytest.raises(Forbidden) as refused:
+        rating.submit(answer)
+    assert "window" in refused.value.fields
+    ev = rating.submit({**answer, "window": "3"})
     assert (ev["window"], ev["staff_id"], ev["department"]) == ("3", "staff-3", "人社局")
     assert ev["invitation_id"] == "ticket:421302-t1"
     assert ev["sequence"] == 1

@@ -60,6 +60,13 @@ class Submission(RatingBase):
                     {"service_ref.id": ["没有对应的评价邀请"]},
                 )
         if invitation is not None:
+            window = data.get("window")
+            if window is not None and invitation.get("window") not in (None, window):
+                # A pad rates only for its own window (the window comes from its identity).
+                raise Forbidden(
+                    f"这是 {invitation['window']} 号窗口的服务，不能在 {window} 号窗口评价",
+                    {"window": ["与评价邀请的窗口不一致"]},
+                )
             return domain.facts_from_invitation(invitation)
         site_code = data.get("site_code") or self.site
         if not within_subtree(site_code, self.site):
