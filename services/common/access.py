@@ -15,15 +15,19 @@ names who may call (``allow``: staff roles, device roles, ``operator``, ``servic
   for the window it is bound to; a manager at any window of the hall.
 - ``approver``: a second person the call names (a ``not_adopted`` classification's
   approver). Only that person may make the call, and only as a manager.
+- ``audit``: every admitted call is written to the ``hall.audit`` log (who, what; never
+  the arguments); ``per_minute``: at most that many calls a minute per caller (lookups that
+  could be used to guess personal data, e.g. applications by ID number).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.errors import Forbidden
+from services.common.errors import Forbidden, TooManyRequests
 from services.common.identity import DEVICE_ROLES, STAFF_ROLES, Kind, Principal, Unauthenticated
 
 PUBLIC = "public"  # anyone, identified or not: published guides, the site's identity
@@ -39,6 +43,8 @@ class Rule:
     actor: tuple[str, ...] = ()
     window: str | None = None
     approver: str | None = None
+    audit: bool = False
+    per_minute: int | None = None
 
     @property
     def open(self) -> bool:
@@ -46,12 +52,41 @@ class Rule:
 
 
 def rule(
-    *allow: str, actor: str | None = None, window: str | None = None, approver: str | None = None
+    *allow: str,
+    actor: str | None = None,
+    window: str | None = None,
+    approver: str | None = None,
+    audit: bool = False,
+    per_minute: int | None = None,
 ) -> Rule:
     unknown = [a for a in allow if a not in TOKENS and not a.startswith(f"{SERVICE}:")]
     if unknown or not allow:
         raise ValueError(f"unknown access tokens {unknown}")
-    return Rule(frozenset(allow), (actor,) if actor else (), window, approver)
+    return Rule(frozenset(allow), (actor,) if actor else (), window, approver, audit, per_minute)
+
+
+class Throttle:
+    """At most ``limit`` calls per caller in any 60 s (a sliding window, per process)."""
+
+    WINDOW_S = 60.0
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.calls: dict[str, deque[float]] = {}
+
+    def admit(self, caller: str, now: float) -> None:
+        """Count the call, or ``TooManyRequests`` saying when the next one is allowed."""
+        recent = self.calls.setdefault(caller, deque())
+        while recent and recent[0] <= now - self.WINDOW_S:
+            recent.popleft()
+        if len(recent) >= self.limit:
+            wait = int(recent[0] + self.WINDOW_S - now) + 1
+            raise TooManyRequests(
+                f"查询过于频繁，请 {wait} 秒后再试", {"method": [f"每分钟最多 {self.limit} 次"]}
+            )
+        recent.append(now)
+        if len(self.calls) > 10_000:  # forget idle callers, never grow without bound
+            self.calls = {k: v for k, v in self.calls.items() if v and v[-1] > now - self.WINDOW_S}
 
 
 # Every service's inherited RPCs (services.common.service.SiteService).

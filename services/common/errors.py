@@ -73,6 +73,14 @@ class Forbidden(HallError):
     http_status = 403
 
 
+class TooManyRequests(Forbidden):
+    """Refused for now: the caller made this call too often (a lookup by ID number, a
+    password guess); the message says when to try again."""
+
+    code = "too_many_requests"
+    http_status = 429
+
+
 class StoreUnavailable(HallError):
     """The store cannot be reached; never shown to citizens as their fault."""
 

@@ -32,7 +32,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import HallError
+from services.common.errors import Forbidden, HallError
 
 IDENTITY_KEY = "hall_identity"  # the context-data key (AMQP header nameko.hall_identity)
 TOKEN_TTL_S = 60
@@ -40,9 +40,10 @@ CLOCK_SKEW_S = 5  # tolerated between the signer's clock and the verifier's
 _MAX_TOKEN = 2048
 
 
-class Unauthenticated(HallError):
+class Unauthenticated(Forbidden):
     """The call carries no identity, or one this site cannot verify (forged, expired,
-    signed with an unknown key, or for another site)."""
+    signed with an unknown key, or for another site). A kind of ``Forbidden``: whoever
+    catches that catches this; HTTP says 401."""
 
     code = "unauthenticated"
     http_status = 401

@@ -28,6 +28,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+import time
 from functools import partial
 from typing import Any
 
@@ -42,9 +43,9 @@ from nameko.constants import (
 )
 from nameko.exceptions import ContainerBeingKilled, MalformedRequest
 
-from services.common.access import Rule, authorise
+from services.common.access import Rule, Throttle, authorise
 from services.common.errors import Forbidden, HallError, InternalError, InvalidInput
-from services.common.identity import IDENTITY_KEY, Unauthenticated, verify
+from services.common.identity import IDENTITY_KEY, verify
 from services.common.runtime import SiteRuntime
 
 audit = logging.getLogger("hall.audit")
@@ -80,6 +81,9 @@ class Rpc(nameko_rpc.Rpc):  # type: ignore[misc]
         }
         self.signature = inspect.signature(getattr(self.container.service_cls, self.method_name))
         self.access: dict[str, Rule] = self.container.service_cls.access
+        found = self.access.get(self.method_name)
+        limit = found.per_minute if found is not None else None
+        self.throttle = Throttle(limit) if limit else None
 
     def handle_message(self, body: Any, message: Any) -> None:
         """Nameko's own steps, with the call admitted (identity, role, actor) before its
@@ -128,7 +132,9 @@ class Rpc(nameko_rpc.Rpc):  # type: ignore[misc]
                     token, context.config.access.ring(), context.config.identity.code
                 )
             authorise(self.access, self.method_name, principal, arguments)
-        except (Unauthenticated, Forbidden) as refusal:
+            if self.throttle is not None and principal is not None:
+                self.throttle.admit(principal.label, time.monotonic())
+        except Forbidden as refusal:  # Unauthenticated and TooManyRequests included
             metrics = context.metrics
             labels = {"method": self.method_name, "reason": refusal.code}
             metrics.access_refused.labels(**metrics.site_labels(), **labels).inc()
@@ -137,6 +143,9 @@ class Rpc(nameko_rpc.Rpc):  # type: ignore[misc]
                 "refused %s.%s for %s: %s", context.service, self.method_name, who, refusal.code
             )
             raise
+        if found is not None and found.audit:
+            who = principal.label if principal else "anonymous"
+            audit.info("called %s.%s by %s", context.service, self.method_name, who)
         return arguments
 
     def handle_result(

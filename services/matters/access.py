@@ -30,6 +30,7 @@ ACCESS: dict[str, Rule] = {
     "deliver_application": rule(*DESK),
     "suspend_application": rule(*DESK),
     "resume_application": rule(*DESK),
-    "get_application": rule(*DESK, "supervisor"),
-    "list_applications": rule(*DESK, "supervisor"),
+    "get_application": rule(*DESK, "supervisor", audit=True),
+    # A search by ID number could be used to guess one: audited and throttled per caller.
+    "list_applications": rule(*DESK, "supervisor", audit=True, per_minute=30),
 }

@@ -38,7 +38,7 @@ ACCESS: dict[str, Rule] = {
     "appeal": case_step("appeal"),
     "review_appeal": rule("supervisor", OPERATOR, actor="review.reviewer"),
     # the rater's phone: only a person (the case's handler, checked by rating), audited
-    "reveal_phone": rule("clerk", "manager", "supervisor", actor="by"),
+    "reveal_phone": rule("clerk", "manager", "supervisor", actor="by", audit=True, per_minute=10),
     "reveal_audit": rule(*MANAGERS),
     # figures
     "stats": rule(*MANAGERS),

@@ -110,3 +110,27 @@ def test_roles_windows_and_actors_are_those_of_the_caller(hall: dict[str, str]) 
     assert called["window"] == "1"
     assert called["staff_id"] == "S1"
     assert refused_count(hall, "forbidden") == 4
+
+
+def test_applications_by_id_number_are_for_staff_audited_and_throttled(
+    start: Any, vhost_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from services.common.errors import TooManyRequests
+    from services.matters.service import MattersService
+
+    vhost = vhost_factory("access-matters")
+    start(MattersService, site_config(vhost, tmp_path, SITE, "county"))
+    caplog.set_level(logging.INFO, logger="hall.audit")
+    lookup = {"applicant_id_number": "42130219800101001X"}
+    config = {"AMQP_URI": amqp_uri(vhost)}
+    kiosk = ServiceRpcProxy("matters", config, timeout=20, context_data=as_(KIOSK))
+    with kiosk as device, pytest.raises(Forbidden):
+        device.list_applications(lookup)
+    with ServiceRpcProxy("matters", config, timeout=20, context_data=as_(CLERK_AT_1)) as clerk:
+        for _ in range(30):
+            assert clerk.list_applications(lookup)["count"] == 0
+        with pytest.raises(TooManyRequests):
+            clerk.list_applications(lookup)
+    lines = [r.getMessage() for r in caplog.records if r.name == "hall.audit"]
+    assert lines.count("called matters.list_applications by staff:S1") == 30
+    assert "42130219800101001X" not in "\n".join(lines)

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from services.common.access import Rule, authorise
-from services.common.errors import Forbidden
-from services.common.identity import Kind, Principal, Unauthenticated
+from services.common.access import Rule, Throttle, authorise
+from services.common.errors import Forbidden, TooManyRequests
+from services.common.identity import Kind, Principal
 from services.matters.service import MattersService
 from services.queue.service import QueueService
 from services.rating.service import RatingService
@@ -152,7 +152,7 @@ def allowed(
 ) -> bool:
     try:
         authorise(table, method, caller, args)
-    except (Forbidden, Unauthenticated):
+    except Forbidden:  # Unauthenticated is one
         return False
     return True
 
@@ -243,3 +243,15 @@ def test_the_operator_names_the_staff_member_it_acts_for() -> None:
     args: dict[str, Any] = {"window": "7", "staff_id": "s-5"}
     authorise(QueueService.access, "call_next", CALLERS["O"], args)
     assert args == {"window": "7", "staff_id": "s-5"}
+
+
+def test_a_throttled_lookup_is_refused_past_its_limit_and_allowed_again_later() -> None:
+    throttle = Throttle(3)
+    for second in (0.0, 1.0, 2.0):
+        throttle.admit("staff:s-1", second)
+    with pytest.raises(TooManyRequests) as caught:
+        throttle.admit("staff:s-1", 30.0)
+    assert "31 秒后" in caught.value.message
+    throttle.admit("staff:s-2", 30.0)  # another caller has its own count
+    throttle.admit("staff:s-1", 60.5)  # the first call left the window
+    assert MattersService.access["list_applications"].per_minute == 30
