@@ -3,6 +3,7 @@ and the HTTP entrypoint that maps typed errors to JSON (400/404/409/403)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ from werkzeug.wrappers import Request, Response
 from services.common import remote  # noqa: F401  (typed remote errors)
 from services.common.access import BASE_ACCESS, Rule
 from services.common.errors import (
+    Forbidden,
     HallError,
     InternalError,
     InvalidInput,
@@ -36,7 +38,24 @@ JSON_TYPE = "application/json; charset=utf-8"
 
 
 class JsonHttp(HttpRequestHandler):  # type: ignore[misc]
-    """HTTP entrypoint: dicts and lists become JSON, ``HallError`` becomes its status."""
+    """HTTP entrypoint: dicts and lists become JSON, ``HallError`` becomes its status.
+
+    A data route answers only callers on this machine (the site's gateway, an operator's
+    curl); from anywhere else it is ``Forbidden`` (docs/security.md). ``/health`` and
+    ``/metrics`` are ``exposed``: Prometheus and load balancers reach them over the LAN."""
+
+    def __init__(self, method: str, url: str, *, exposed: bool = False, **kwargs: Any) -> None:
+        self.exposed = exposed
+        super().__init__(method, url, **kwargs)
+
+    def handle_request(self, request: Request) -> Response:
+        if not self.exposed and not _on_this_machine(request.remote_addr):
+            refusal = Forbidden(
+                "此接口只对本机开放，请通过本站点的网关访问", {"address": ["非本机"]}
+            )
+            status, headers, body = http_response(refusal)
+            return Response(body, status=status, headers=headers)
+        return cast(Response, super().handle_request(request))
 
     def response_from_result(self, result: Any) -> Response:
         if isinstance(result, dict | list):
@@ -51,6 +70,13 @@ class JsonHttp(HttpRequestHandler):  # type: ignore[misc]
 
 
 api = JsonHttp.decorator
+
+
+def _on_this_machine(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
@@ -134,7 +160,7 @@ class SiteService:
         collection = self.runtime.store.collection(name)
         return collection.upsert_versioned_many(docs, owner=OWNER_FIELDS)
 
-    @api("GET", "/health")
+    @api("GET", "/health", exposed=True)
     def health(self, request: Request) -> Response:
         healthy, checks = self.runtime.health()
         body = {
@@ -144,7 +170,7 @@ class SiteService:
         }
         return json_response(body, status=200 if healthy else 503)
 
-    @api("GET", "/metrics")
+    @api("GET", "/metrics", exposed=True)
     def metrics(self, request: Request) -> Response:
         return Response(
             self.runtime.metrics.exposition(), mimetype="text/plain; version=0.0.4; charset=utf-8"

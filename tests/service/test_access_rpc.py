@@ -6,6 +6,7 @@ runs, nothing is stored, and the refusal is counted and written to the audit log
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,28 @@ def test_applications_by_id_number_are_for_staff_audited_and_throttled(
     lines = [r.getMessage() for r in caplog.records if r.name == "hall.audit"]
     assert lines.count("called matters.list_applications by staff:S1") == 30
     assert "42130219800101001X" not in "\n".join(lines)
+
+
+def lan_address() -> str:
+    """This machine's address on its LAN (what another PC in the hall would connect to)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.254", 9))  # TEST-NET: nothing is sent, a route is chosen
+        address: str = probe.getsockname()[0]
+    assert not address.startswith("127."), "this test needs a non-loopback interface"
+    return address
+
+
+def test_data_routes_answer_only_this_machine_health_and_metrics_the_lan(
+    start: Any, vhost_factory: Any, tmp_path: Path
+) -> None:
+    NOW[0] = START
+    port = free_port()
+    config = site_config(vhost_factory("access-http"), tmp_path, SITE, "county", QUEUE=SECTION)
+    start(QueueAtTen, {**config, "WEB_SERVER_ADDRESS": f"0.0.0.0:{port}"})
+    lan, local = f"http://{lan_address()}:{port}", f"http://127.0.0.1:{port}"
+    refused = requests.get(f"{lan}/board", timeout=5)
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "forbidden"
+    assert requests.get(f"{local}/board", timeout=5).status_code == 200
+    assert requests.get(f"{lan}/health", timeout=5).status_code == 200
+    assert requests.get(f"{lan}/metrics", timeout=5).status_code == 200
