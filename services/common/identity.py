@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from services.common.errors import Forbidden, HallError
+from services.common.roles import DEVICE_ROLES as DEVICE_ROLES  # re-exported
+from services.common.roles import STAFF_ROLES as STAFF_ROLES
 
 IDENTITY_KEY = "hall_identity"  # the context-data key (AMQP header nameko.hall_identity)
 TOKEN_TTL_S = 60
@@ -54,10 +56,6 @@ class Kind(StrEnum):
     DEVICE = "device"  # an enrolled kiosk, board or pad
     OPERATOR = "operator"  # hallctl on the site's own machine
     SERVICE = "service"  # one of the site's own services
-
-
-STAFF_ROLES = frozenset({"clerk", "manager", "supervisor", "catalog_editor", "admin"})
-DEVICE_ROLES = frozenset({"kiosk", "board", "pad"})
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from services.hallctl.commands import (
     definitions,
     demo,
     keys,
+    people,
     process,
     restore,
     sites,
@@ -22,7 +23,7 @@ from services.hallctl.commands import (
 )
 
 # In the order of `hallctl --help`.
-COMMANDS = (demo, status, process, sites, keys, access, backup, restore, definitions)
+COMMANDS = (demo, status, process, sites, people, keys, access, backup, restore, definitions)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -68,7 +68,7 @@ def service_config(
     section: dict[str, Any] | None = None
     if service == "sync":
         section = {"key": sync_key} if sync_key else {}
-    elif privacy_salt:
+    elif privacy_salt and service in SALTED:
         section = {"privacy_salt": privacy_salt}
     config = siteconfig.ServiceConfig(
         amqp_uri=names.amqp_uri(plan.code, password, plan.broker, plan.code),
@@ -151,6 +151,7 @@ class ChildAdded:
         return self.child
 
 
+SALTED = ("matters", "queue", "rating")  # the services that hash phones and ID numbers
 CHILD_SECRETS = ("broker-password", "sync-key", "privacy-salt")
 
 

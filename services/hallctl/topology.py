@@ -19,7 +19,7 @@ from services.hallctl import siteconfig
 from services.hallctl.broker import BrokerNames
 from services.hallctl.secretfiles import ACCESS_KEY, secret_path
 
-SERVICES = ("matters", "queue", "rating", "sync")
+SERVICES = ("matters", "queue", "rating", "sync", "gateway")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import pytest
 from services.common.access import Rule, Throttle, authorise
 from services.common.errors import Forbidden, TooManyRequests
 from services.common.identity import Kind, Principal
+from services.gateway.service import GatewayService
 from services.matters.service import MattersService
 from services.queue.service import QueueService
 from services.rating.service import RatingService
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.unit
 
 SITE = "421302"
 WINDOW = "3"
-SERVICES = {s.name: s for s in (MattersService, QueueService, RatingService, SyncService)}
+SERVICES = {
+    s.name: s for s in (MattersService, QueueService, RatingService, SyncService, GatewayService)
+}
 
 
 def staff(*roles: str) -> Principal:
@@ -125,6 +128,22 @@ EXPECTED: dict[str, dict[str, str]] = {
         "verify_key": ALL,
         "reconcile_counts": ALL,
         "catalog_changes": ALL,
+    },
+    "gateway": {  # people and devices reach it over HTTP; its RPCs manage accounts
+        **BASE,
+        **dict.fromkeys(
+            [
+                "add_staff",
+                "disable_staff",
+                "reset_password",
+                "list_staff",
+                "create_pairing",
+                "revoke_device",
+                "list_devices",
+                "audit",
+            ],
+            "O",
+        ),
     },
 }
 

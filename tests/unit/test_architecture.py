@@ -15,7 +15,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("matters", "queue", "rating", "sync")
+SERVICES = ("matters", "queue", "rating", "sync", "gateway")
 TEMPLATE = (
     "service.py",
     "provider.py",
@@ -39,6 +39,7 @@ DOMAIN_COMMON = {
     "services.common.site",
     "services.common.calendar",
     "services.common.contracts",
+    "services.common.roles",
 }
 IO_MODULES = {
     "sqlite3", "socket", "ssl", "subprocess", "shutil", "threading", "asyncio", "select",

@@ -20,8 +20,11 @@ ACCESS_KEY_PATH = "/run/secrets/hall-access-key"
 def container_config(service: str) -> str:
     """Every value from the environment: the site identity from the ConfigMap ``hall-site``,
     URIs and keys from the Secret."""
-    if service == "sync":
-        section: dict[str, Env] = {
+    section: dict[str, Env] | None
+    if service == "gateway":
+        section = None  # GATEWAY: every key has its default (services/gateway/settings.py)
+    elif service == "sync":
+        section = {
             "key": Env("SYNC_KEY", "null"),
             "children": Env(
                 "SYNC_CHILDREN", note="a flow mapping; {} when the site has no children"

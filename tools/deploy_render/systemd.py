@@ -10,6 +10,7 @@ TITLES = {
     "queue": "取号叫号与预约 (queue)",
     "rating": "好差评与差评整改 (rating)",
     "sync": "上下级数据同步 (sync)",
+    "gateway": "人员与设备接入网关 (gateway)",
 }
 
 

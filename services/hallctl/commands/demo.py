@@ -133,6 +133,10 @@ def _supervise(
             )
     if not show_flow(layout, passwords):
         return 1
+    from services.hallctl import demoaccounts
+    from services.hallctl.showcase import rpc
+
+    demoaccounts.create(layout, lambda site: rpc(layout, site, passwords[site.code]))
     if check_only:
         return 0
     print("演示网络运行中，按 Ctrl-C 停止。", flush=True)

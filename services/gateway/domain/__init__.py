@@ -1,0 +1,27 @@
+"""The gateway's rules, framework-free: accounts and passwords, sign-in throttling, sessions
+and their CSRF token, device pairing (docs/security.md, "Gateway")."""
+
+from services.gateway.domain.accounts import (
+    PASSWORD_MIN,
+    check_password_strength,
+    check_roles,
+    may_sign_in_at,
+)
+from services.gateway.domain.secrets import csrf_token, digest, new_secret, pairing_code
+from services.gateway.domain.sessions import SessionRules, session_state
+from services.gateway.domain.throttle import Lockout, LockoutRules
+
+__all__ = [
+    "PASSWORD_MIN",
+    "Lockout",
+    "LockoutRules",
+    "SessionRules",
+    "check_password_strength",
+    "check_roles",
+    "csrf_token",
+    "digest",
+    "may_sign_in_at",
+    "new_secret",
+    "pairing_code",
+    "session_state",
+]

@@ -1,0 +1,144 @@
+"""The ``gateway`` service: the site's door for people and devices (docs/security.md,
+"Gateway"). Staff sign in with a password (a session cookie plus a CSRF token), devices
+pair once with a one-time code (a bearer token); either way, ``POST /rpc/<service>/
+<method>`` calls a service of this site with an identity signed for that person or device,
+and the service's own role table decides. Accounts and devices are managed by the operator
+over RPC (``hallctl staff …``, ``hallctl device …``). Each entrypoint is one call into
+``GatewayApp`` or the bridge."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from services.common import service as base
+from services.common.errors import HallError, InvalidInput, NotFound, http_response
+from services.common.identity import Principal, Unauthenticated
+from services.common.rpc import rpc
+from services.common.validation import load
+from services.gateway import schemas
+from services.gateway.access import ACCESS
+from services.gateway.adapters.bridge import BRIDGED, Bridge
+from services.gateway.app import GatewayApp
+from services.gateway.provider import GatewayProvider
+
+COOKIE = "hall_session"
+OPERATOR = "operator:hallctl"
+
+
+class GatewayService(base.SiteService):
+    name = "gateway"
+    access = ACCESS
+    app: GatewayApp = GatewayProvider()
+    bridge = Bridge()
+
+    # --- the operator's RPCs -----------------------------------------------------------------
+    @rpc
+    def add_staff(self, account: dict[str, Any]) -> dict[str, Any]:
+        return self.app.add_staff(account, OPERATOR)
+
+    @rpc
+    def disable_staff(self, staff_id: str) -> dict[str, Any]:
+        return self.app.disable_staff(staff_id, OPERATOR)
+
+    @rpc
+    def reset_password(self, staff_id: str, password: str) -> dict[str, Any]:
+        return self.app.reset_password(staff_id, password, OPERATOR)
+
+    @rpc
+    def list_staff(self) -> list[dict[str, Any]]:
+        return self.app.list_staff()
+
+    @rpc
+    def create_pairing(self, role: str, window: str | None = None) -> dict[str, Any]:
+        return self.app.create_pairing(role, window, OPERATOR)
+
+    @rpc
+    def revoke_device(self, device_id: str) -> dict[str, Any]:
+        return self.app.revoke_device(device_id, OPERATOR)
+
+    @rpc
+    def list_devices(self) -> list[dict[str, Any]]:
+        return self.app.list_devices()
+
+    @rpc
+    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self.app.audit_log(limit)
+
+    # --- people and devices, over HTTP -------------------------------------------------------
+    @base.api("POST", "/login", exposed=True)
+    def login(self, request: Request) -> Response:
+        signed = self.app.login(_json(request), _address(request))
+        answer = base.json_response(signed.view)
+        answer.set_cookie(
+            COOKIE,
+            signed.secret,
+            httponly=True,
+            samesite="Strict",
+            secure=self.app.settings.cookie_secure,
+            path="/",
+        )
+        return answer
+
+    @base.api("POST", "/logout", exposed=True)
+    def logout(self, request: Request) -> Response:
+        secret = request.cookies.get(COOKIE)
+        if secret:
+            self.app.session_principal(secret, request.headers.get("X-CSRF-Token"))
+            self.app.logout(secret, _address(request))
+        answer = base.json_response({"ok": True})
+        answer.delete_cookie(COOKIE, path="/")
+        return answer
+
+    @base.api("POST", "/pair", exposed=True)
+    def pair(self, request: Request) -> dict[str, Any]:
+        return self.app.pair(_json(request), _address(request))
+
+    @base.api("GET", "/me", exposed=True)
+    def me(self, request: Request) -> dict[str, Any]:
+        who = self._principal(request)
+        return {
+            "kind": who.kind.value,
+            "id": who.id,
+            "roles": sorted(who.roles),
+            "window": who.window,
+        }
+
+    @base.api("POST", "/rpc/<string:service>/<string:method>", exposed=True)
+    def rpc_bridge(self, request: Request, service: str, method: str) -> Response:
+        principal = self._principal(request)
+        if service not in BRIDGED:
+            raise NotFound(f"网关不转发到 {service[:32]}", {"service": ["不可转发"]})
+        call = load(schemas.BridgeSchema, _json(request))
+        labels = self.app.metrics.labels
+        try:
+            result = self.bridge(principal, (service, method), (call["args"], call["kwargs"]))
+        except HallError as error:
+            self.app.metrics.bridged.labels(**labels, target=service, outcome=error.code).inc()
+            status, headers, body = http_response(error)
+            return Response(body, status=status, headers=headers)
+        self.app.metrics.bridged.labels(**labels, target=service, outcome="ok").inc()
+        return base.json_response({"result": result})
+
+    def _principal(self, request: Request) -> Principal:
+        """The device of the bearer token, or the staff member of the session cookie."""
+        bearer = request.headers.get("Authorization", "")
+        if bearer.startswith("Bearer "):
+            return self.app.device_principal(bearer[len("Bearer ") :].strip())
+        secret = request.cookies.get(COOKIE)
+        if not secret:
+            raise Unauthenticated("请先登录")
+        return self.app.session_principal(secret, request.headers.get("X-CSRF-Token"))
+
+
+def _json(request: Request) -> Any:
+    try:
+        return json.loads(request.get_data(as_text=True) or "{}")
+    except ValueError:
+        raise InvalidInput.field("body", "应为 JSON") from None
+
+
+def _address(request: Request) -> str:
+    return str(request.remote_addr or "")
