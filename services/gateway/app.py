@@ -216,6 +216,7 @@ class GatewayApp:
         return Principal(Kind.DEVICE, device["id"], self.site, roles, device["window"])
 
     def revoke_device(self, device_id: str, by: str) -> dict[str, Any]:
+        device_id = load(schemas.DeviceSchema, {"device_id": device_id})["device_id"]
         device = self.repo.devices.get(device_id)
         if device is None:
             raise NotFound("没有这台设备", {"device_id": [str(device_id)[:64]]})
@@ -227,7 +228,8 @@ class GatewayApp:
         return [device_view(d) for d in self.repo.devices.find()]
 
     def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
-        found = self.repo.audit.find(sort=[("at", -1)], limit=max(1, min(int(limit), 1000)))
+        wanted = load(schemas.AuditQuerySchema, {"limit": limit})["limit"]
+        found = self.repo.audit.find(sort=[("at", -1)], limit=wanted)
         return [{k: v for k, v in d.items() if not k.startswith("_")} for d in found]
 
     # --- helpers ---------------------------------------------------------------------------

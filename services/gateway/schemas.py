@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from marshmallow import fields
 
-from services.common.validation import Arguments, identifier, one_of, text
+from services.common.validation import Arguments, identifier, integer, one_of, text
 
 DEVICE_ROLES = ("kiosk", "board", "pad")
 
@@ -42,3 +42,11 @@ class PairSchema(Arguments):
 class BridgeSchema(Arguments):
     args = fields.List(fields.Raw(), load_default=list)
     kwargs = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+class DeviceSchema(Arguments):
+    device_id = identifier(64, required=True)
+
+
+class AuditQuerySchema(Arguments):
+    limit = integer(1, 1000, load_default=100)

@@ -38,6 +38,7 @@ from nameko.exceptions import RpcTimeout
 
 from services.common import remote  # noqa: F401  (typed errors come back typed)
 from services.common.errors import HallError
+from services.gateway.service import GatewayService
 from services.matters.service import MattersService
 from services.queue.service import QueueService
 from services.rating.service import RatingService
@@ -58,6 +59,7 @@ SERVICES: dict[str, type] = {
     "queue": QueueService,
     "rating": RatingService,
     "sync": SyncService,
+    "gateway": GatewayService,
 }
 COUNTY, TOWN = "421302", "421302101"
 TOWN_KEY = "t" * 32
@@ -76,6 +78,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "windows": [{"number": str(n), "categories": {"A": 1, "B": 1}} for n in (1, 2, 3)],
         "staff": [{"id": f"S{n}", "name": f"员工{n}", "windows": [str(n)]} for n in (1, 2, 3)],
     },
+    "GATEWAY": {},
     "SYNC": {
         "children": {TOWN: [TOWN_KEY]},
         "push_interval": QUIET,
@@ -86,7 +89,13 @@ SECTIONS: dict[str, dict[str, Any]] = {
 }
 # The services each site runs: the one under test, and those sync calls.
 COMPANIONS = {"sync": ("matters", "rating", "queue", "sync")}
-SECTION_OF = {"matters": "MATTERS", "rating": "RATING", "queue": "QUEUE", "sync": "SYNC"}
+SECTION_OF = {
+    "matters": "MATTERS",
+    "rating": "RATING",
+    "queue": "QUEUE",
+    "sync": "SYNC",
+    "gateway": "GATEWAY",
+}
 
 
 def rpcs() -> list[tuple[str, str]]:
