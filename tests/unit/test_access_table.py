@@ -5,6 +5,8 @@ from this test's table, fails; so does any change of who may call what."""
 from __future__ import annotations
 
 import inspect
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,6 +184,29 @@ def test_every_rpc_is_in_the_service_table_and_in_this_one(name: str) -> None:
     assert len(methods) > 5
     assert sorted(SERVICES[name].access) == methods
     assert sorted(EXPECTED[name]) == methods
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
+DOC_ROW = re.compile(r"^\| (\w+) \| (`[^|]+) \|", re.MULTILINE)
+
+
+def documented() -> dict[str, set[str]]:
+    """The RPCs each row of docs/security.md's role table names, by service ("all": every
+    service)."""
+    named: dict[str, set[str]] = {}
+    for service, cell in DOC_ROW.findall(DOC.read_text(encoding="utf-8")):
+        named.setdefault(service, set()).update(re.findall(r"`(\w+)`", cell))
+    return named
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_the_documented_role_table_names_every_rpc_and_no_other(name: str) -> None:
+    named = documented()
+    assert set(named) <= {*SERVICES, "all"}, "a row of the role table names no service"
+    mine = named.get(name, set()) | named.get("all", set())
+    methods = set(rpc_methods(SERVICES[name]))
+    assert sorted(methods - mine) == [], "RPCs docs/security.md's role table does not name"
+    assert sorted(mine - methods) == [], "names in docs/security.md's role table that are no RPC"
 
 
 @pytest.mark.parametrize(
