@@ -219,7 +219,7 @@ class GatewayApp:
         device_id = load(schemas.DeviceSchema, {"device_id": device_id})["device_id"]
         device = self.repo.devices.get(device_id)
         if device is None:
-            raise NotFound("没有这台设备", {"device_id": [str(device_id)[:64]]})
+            raise NotFound("没有这台设备", {"device_id": [device_id]})
         self.repo.devices.update(device_id, {"revoked": True})
         self._audit("revoke_device", by, "", f"ok:{device_id}")
         return device_view({**device, "revoked": True})

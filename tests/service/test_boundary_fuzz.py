@@ -78,7 +78,6 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "windows": [{"number": str(n), "categories": {"A": 1, "B": 1}} for n in (1, 2, 3)],
         "staff": [{"id": f"S{n}", "name": f"员工{n}", "windows": [str(n)]} for n in (1, 2, 3)],
     },
-    "GATEWAY": {},
     "SYNC": {
         "children": {TOWN: [TOWN_KEY]},
         "push_interval": QUIET,
@@ -89,13 +88,6 @@ SECTIONS: dict[str, dict[str, Any]] = {
 }
 # The services each site runs: the one under test, and those sync calls.
 COMPANIONS = {"sync": ("matters", "rating", "queue", "sync")}
-SECTION_OF = {
-    "matters": "MATTERS",
-    "rating": "RATING",
-    "queue": "QUEUE",
-    "sync": "SYNC",
-    "gateway": "GATEWAY",
-}
 
 
 def rpcs() -> list[tuple[str, str]]:
@@ -213,7 +205,7 @@ class Site:
     def start(self) -> None:
         """Containers on a new vhost with new stores, and a proxy to them."""
         names = COMPANIONS.get(self.service, (self.service,))
-        sections = {SECTION_OF[s]: SECTIONS[SECTION_OF[s]] for s in names}
+        sections = {s.upper(): SECTIONS.get(s.upper(), {}) for s in names}  # GATEWAY: all defaults
         vhost, data = self.new_vhost(f"fuzz-{self.service}"), self.new_data()
         self.config = {**site_config(vhost, data, COUNTY, "county"), **sections}
         self.watch = fuzzing.StoreWatch(data)
