@@ -1,5 +1,5 @@
-"""Helpers the benchmarks and the tests share: a free local port, ``rabbitmqctl``, stopping
-a child process, waiting for a site's ``/health``, percentiles.
+"""Helpers the benchmarks and the tests share: a free local port or block of ports,
+``rabbitmqctl``, stopping a child process, waiting for a site's ``/health``, percentiles.
 
 Standard library only at import time: service tests import this (through tests/conftest.py)
 before eventlet has patched the process.
@@ -7,6 +7,7 @@ before eventlet has patched the process.
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
 import socket
@@ -40,6 +41,31 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+# Blocks start on a hundred, below Linux's ephemeral range (32768 and up by default), where an
+# outgoing connection's local port (e.g. one to the broker) could take a port of the block.
+BLOCKS = range(10000, 32700, 100)
+
+
+def free_block(size: int = 30) -> int:
+    """The first of ``size`` consecutive ports on 127.0.0.1 that are all free right now, for
+    sites that number their services' ports from a base (``--base-port``)."""
+    starts = list(BLOCKS)
+    random.shuffle(starts)
+    for start in starts:
+        if all(_free(port) for port in range(start, start + size)):
+            return start
+    raise RuntimeError(f"no {size} consecutive free ports below 32700")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def rabbitmqctl(*args: str) -> None:

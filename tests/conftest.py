@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 # One copy for the tests and the benchmarks; re-exported for the test modules.
+from bench.support import free_block as free_block
 from bench.support import free_port as free_port
 from bench.support import rabbitmqctl as rabbitmqctl
 

@@ -18,7 +18,7 @@ from amqp.exceptions import AccessRefused
 from services.common.store import open_store
 from services.hallctl.topology import DEMO_SITES, SERVICES
 from services.sync.adapters.upstream import UplinkRpcProxy
-from tests.conftest import free_port, rabbitmqctl, wait_for_line
+from tests.conftest import free_block, rabbitmqctl, wait_for_line
 
 pytestmark = pytest.mark.system
 
@@ -28,7 +28,7 @@ HALLCTL = str(Path(sys.executable).with_name("hallctl"))
 @pytest.fixture
 def demo_args(tmp_path: Path) -> Iterator[list[str]]:
     prefix = f"test-demo-{uuid.uuid4().hex[:6]}-"
-    base = free_port() // 100 * 100 % 50000 + 10000  # 30 consecutive ports, clear of others
+    base = free_block()
     yield ["--data-dir", str(tmp_path / "demo"), "--base-port", str(base), "--vhost-prefix", prefix]
     for site in DEMO_SITES:
         rabbitmqctl("delete_vhost", f"{prefix}{site.code}")

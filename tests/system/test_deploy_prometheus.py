@@ -23,7 +23,7 @@ import yaml
 
 from bench.support import stop_process
 from services.hallctl.topology import DEMO_SITES, SERVICES, Layout
-from tests.conftest import free_port, rabbitmqctl, wait_for_line
+from tests.conftest import free_block, free_port, rabbitmqctl, wait_for_line
 from tools.deploy_render.prometheus import demo_targets, scrape_config
 
 pytestmark = pytest.mark.system
@@ -84,7 +84,7 @@ def test_a_rule_test_fails_when_an_alert_does_not_fire(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def demo_layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
     prefix = f"test-prom-{uuid.uuid4().hex[:6]}-"
-    base = free_port() // 100 * 100 % 50000 + 10000  # 30 consecutive ports, clear of others
+    base = free_block()
     data = tmp_path_factory.mktemp("prom") / "demo"
     args = ["--data-dir", str(data), "--base-port", str(base), "--vhost-prefix", prefix]
     demo = subprocess.Popen(

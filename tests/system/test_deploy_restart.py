@@ -24,7 +24,7 @@ from services.hallctl import processes as proc
 from services.hallctl.commands import demo
 from services.hallctl.secretfiles import ACCESS_KEY, secret_path
 from services.hallctl.topology import DEMO_SITES, SERVICES, Layout
-from tests.conftest import free_port, operator_rpc, rabbitmqctl
+from tests.conftest import free_block, operator_rpc, rabbitmqctl
 
 pytestmark = pytest.mark.system
 
@@ -41,7 +41,7 @@ County = tuple[sitedir.SiteDir, str]
 def county(tmp_path: Path) -> Iterator[County]:
     """The demo county site's four services started one by one through ``lifecycle``."""
     prefix = f"test-restart-{uuid.uuid4().hex[:6]}-"
-    base = free_port() // 100 * 100 % 50000 + 10000
+    base = free_block()
     layout = Layout(data_dir=tmp_path / "sites", base_port=base, vhost_prefix=prefix)
     passwords = demo.prepare(layout)
     site = sitedir.SiteDir(layout.data_dir, "421302")

@@ -24,7 +24,7 @@ import services.common.remote  # noqa: F401  (typed remote errors)
 from services.hallctl import cli, configfile, lifecycle, sitedir
 from services.hallctl.siteinit import set_child_keys
 from services.hallctl.topology import SERVICES
-from tests.conftest import free_port, operator_rpc, rabbitmqctl
+from tests.conftest import free_block, operator_rpc, rabbitmqctl
 from tests.system.test_deploy_definitions import import_definitions
 
 pytestmark = pytest.mark.system
@@ -63,7 +63,7 @@ Hall = tuple[Path, str, int, Run]
 @pytest.fixture
 def hall(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Hall]:
     prefix = f"test-nosd-{uuid.uuid4().hex[:6]}-"
-    base = free_port() // 100 * 100 % 50000 + 10000
+    base = free_block()
     data = tmp_path / "hall"
 
     def run(*argv: str) -> tuple[int, str]:
