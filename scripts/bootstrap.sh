@@ -8,16 +8,19 @@ need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v rabbitmq-server >/dev/null || need_apt+=(rabbitmq-server)
+# The call board's voice (espeak-ng's Mandarin WAVs) and the screens' Chinese glyphs.
+command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+fc-list 2>/dev/null | grep -qi "noto sans cjk" || need_apt+=(fonts-noto-cjk)
+if [ "${1:-}" = "--test" ]; then
+  # The screens are tested in Debian's Chromium (never a browser download); prometheus
+  # and promtool check the shipped alert rules against a real Prometheus.
+  command -v chromium >/dev/null || need_apt+=(chromium)
+  command -v promtool >/dev/null || need_apt+=(prometheus)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
-fi
-
-if [ "${1:-}" = "--test" ] && ! command -v promtool >/dev/null; then
-  echo "==> apt-get install prometheus (tests run a real Prometheus and promtool)"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
 python3 - <<'PY'

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 from nameko.extensions import DependencyProvider, SharedExtension
+from nameko.messaging import QueueConsumer
 
 from services.common.broker import BrokerProbe, require_broker
 from services.common.calendar import WorkingCalendar, load_calendar
@@ -36,6 +38,9 @@ class SiteContext:
     store: Store
     calendar: WorkingCalendar
     metrics: ServiceMetrics
+    # True once the container consumes its RPC and event queues: before that, a call to it
+    # is refused by the broker (UnknownService) although its web server already answers.
+    consuming: Callable[[], bool] = field(default=lambda: True, repr=False, compare=False)
     broker: BrokerProbe = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -59,6 +64,7 @@ class SiteContext:
         except HallError as exc:
             checks["store"] = str(exc)
         checks["broker"] = self.broker.problem() or "ok"
+        checks["consumers"] = "ok" if self.consuming() else "尚未开始接收消息"
         return all(v == "ok" for v in checks.values()), checks
 
 
@@ -97,8 +103,14 @@ class SiteRuntime(SharedExtension):  # type: ignore[misc]
             identity = config.identity
             metrics = ServiceMetrics(service, identity.code, identity.tier.value, store.kind)
             _watch_calendar(metrics, calendar)
-            self.context = SiteContext(service, config, store, calendar, metrics)
+            self.context = SiteContext(
+                service, config, store, calendar, metrics, consuming=self._consuming
+            )
         return self.context
+
+    def _consuming(self) -> bool:
+        consumers = [e for e in self.container.extensions if isinstance(e, QueueConsumer)]
+        return all(c._consumers_ready.ready() for c in consumers)
 
     def stop(self) -> None:
         self._close()

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from eventlet.event import Event
 from nameko.containers import ServiceContainer
+from nameko.messaging import QueueConsumer
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from services.common import service as base
@@ -45,7 +47,7 @@ def test_site_info_health_and_metrics(
     }
     health = requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
     assert health.status_code == 200
-    assert health.json()["checks"] == {"store": "ok", "broker": "ok"}
+    assert health.json()["checks"] == {"store": "ok", "broker": "ok", "consumers": "ok"}
 
     metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert (
@@ -59,6 +61,27 @@ def test_site_info_health_and_metrics(
     ) in metrics
     # one SQLite file per service per site
     assert (tmp_path / "421302" / f"{cls.name}.db").stat().st_mode & 0o077 == 0  # owner only
+
+
+def test_health_is_unavailable_until_the_container_consumes_its_queues(
+    start: Start, vhost_factory: VhostFactory, tmp_path: Path
+) -> None:
+    """The web server answers before the RPC queue is consumed; a test or a load balancer
+    that trusted that /health would send calls the broker refuses (UnknownService)."""
+    port = free_port()
+    container = start(
+        QueueService, site_config(vhost_factory("q"), tmp_path, "421302", "county", port=port)
+    )
+    consumer = next(e for e in container.subextensions if isinstance(e, QueueConsumer))
+    ready = consumer._consumers_ready
+    consumer._consumers_ready = Event()  # as between the web server's start and the consume
+    try:
+        health = requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
+        assert health.status_code == 503
+        assert health.json()["checks"]["consumers"] == "尚未开始接收消息"
+    finally:
+        consumer._consumers_ready = ready
+    assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
 
 
 def test_two_sites_in_one_process_and_ping_upstream(
