@@ -168,7 +168,15 @@ class SiteService:
             **self.runtime.site_info(),
             "checks": checks,
         }
+        notes = self.health_notes()
+        if notes:
+            body["notes"] = notes
         return json_response(body, status=200 if healthy else 503)
+
+    def health_notes(self) -> dict[str, Any]:
+        """What an operator should know but that does not make the service unhealthy
+        (e.g. the gateway's board without a voice)."""
+        return {}
 
     @api("GET", "/metrics", exposed=True)
     def metrics(self, request: Request) -> Response:

@@ -40,6 +40,7 @@ class SignedIn:
 class GatewayApp:
     def __init__(self, context: SiteContext, settings: GatewaySettings, clock: Clock) -> None:
         self.site = context.identity.code
+        self.site_name = context.identity.name
         self.repo = GatewayRepository(context.store)
         self.settings = settings
         self.clock = clock

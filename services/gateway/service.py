@@ -9,30 +9,57 @@ over RPC (``hallctl staff …``, ``hallctl device …``). Each entrypoint is one
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+import eventlet
+from nameko.exceptions import UnknownService
+from nameko.timer import timer
 from werkzeug.wrappers import Request, Response
 
 from services.common import service as base
+from services.common.callers import SignedRpcProxy
 from services.common.errors import HallError, InvalidInput, NotFound, http_response
 from services.common.identity import Principal, Unauthenticated
 from services.common.rpc import rpc
 from services.common.validation import load
 from services.gateway import schemas
 from services.gateway.access import ACCESS
+from services.gateway.adapters.boardfeed import BoardFeed, FollowedBoard
 from services.gateway.adapters.bridge import BRIDGED, Bridge
+from services.gateway.adapters.voice import Voice, VoiceProvider
 from services.gateway.app import GatewayApp
 from services.gateway.provider import GatewayProvider
+from services.gateway.web import screens
 
+log = logging.getLogger(__name__)
 COOKIE = "hall_session"
+FOLLOW_SECONDS = 0.25  # how stale the board a screen shows may be, at most
+FOLLOW_TIMEOUT_SECONDS = 5
 OPERATOR = "operator:hallctl"
 
 
-class GatewayService(base.SiteService):
+class GatewayService(screens.Screens, base.SiteService):
     name = "gateway"
     access = ACCESS
     app: GatewayApp = GatewayProvider()
     bridge = Bridge()
+    board_feed: FollowedBoard = BoardFeed()
+    voice: Voice = VoiceProvider()
+    queue = SignedRpcProxy("queue")
+
+    @timer(interval=FOLLOW_SECONDS)
+    def follow_board(self) -> None:
+        """Keep this process's copy of the call board fresh for every screen it serves;
+        a queue that does not answer shows on the screens as a status line, and the
+        screens keep the last board."""
+        try:
+            reply = self.queue.board.call_async()
+            with eventlet.Timeout(FOLLOW_TIMEOUT_SECONDS):
+                self.board_feed.publish(reply.result())
+        except (UnknownService, HallError, eventlet.Timeout) as exc:
+            self.board_feed.fail("叫号服务暂时无法连接")
+            log.warning("board follower: %s", type(exc).__name__)
 
     # --- the operator's RPCs -----------------------------------------------------------------
     @rpc

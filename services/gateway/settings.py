@@ -9,6 +9,12 @@ optional)::
       pairing_minutes: 10          # a device pairing code's life
       bridge_timeout_seconds: 10   # a bridged call's deadline
       cookie_secure: false         # true behind HTTPS: the cookie is then sent over TLS only
+      board_max_streams: 200       # call-board streams one gateway process serves at once
+      board_heartbeat_seconds: 15  # a comment on a quiet stream, so proxies keep it open
+      board_stream_seconds: 300    # a stream's life; the screen reconnects at once
+      board_idle_seconds: 60       # a screen that takes no bytes this long is dropped
+      voice_command: espeak-ng     # renders a call to WAV when the browser has no voice
+      voice_name: cmn              # espeak-ng's Mandarin voice
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from services.common.config import ConfigError
 from services.common.site import Tier
 
 SECTION = "GATEWAY"
+TEXTS = ("voice_command", "voice_name")
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,12 @@ class GatewaySettings:
     pairing_minutes: int = 10
     bridge_timeout_seconds: int = 10
     cookie_secure: bool = False
+    board_max_streams: int = 200
+    board_heartbeat_seconds: int = 15
+    board_stream_seconds: int = 300
+    board_idle_seconds: int = 60
+    voice_command: str = "espeak-ng"
+    voice_name: str = "cmn"
 
     @classmethod
     def from_section(
@@ -50,6 +63,9 @@ class GatewaySettings:
             if key == "cookie_secure":
                 if not isinstance(value, bool):
                     _fail(key, "应为 true 或 false")
+            elif key in TEXTS:
+                if not isinstance(value, str) or not value.strip() or len(value) > 200:
+                    _fail(key, "应为非空文字")
             elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 _fail(key, "应为正整数")
             values[key] = value

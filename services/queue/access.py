@@ -45,5 +45,5 @@ ACCESS: dict[str, Rule] = {
     "close_day": rule("manager", OPERATOR, actor="by"),
     # the call board (叫号屏) and the hall's state
     "windows": rule(*READERS),
-    "board": rule(*READERS),
+    "board": rule(*READERS, "service:gateway"),  # the gateway relays it to boards
 }

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Request, Response
 
 from services.common import service as base
 from services.common.rpc import rpc
+from services.common.streams import LiveBody, live_body
 from services.queue import schemas
 from services.queue.access import ACCESS
 from services.queue.app import QueueApp
@@ -24,7 +25,6 @@ from services.queue.domain.board import TooManyViewers
 from services.queue.provider import QueueProvider
 
 BOARD_POLL_INTERVAL_S = 0.2
-_CHUNK = "eventlet.minimum_write_chunk_size"
 
 
 class QueueService(base.SiteService, base.InvitationSource):
@@ -237,42 +237,13 @@ class QueueService(base.SiteService, base.InvitationSource):
         self.hint_invited(self.app.tick())
 
 
-class _Viewer:
-    """A board response body holding one of the process's ``max_streams`` connections,
-    given back when the server closes the body: at its end, when the client went away, or
-    when the socket stayed unwritable for ``board_idle_seconds`` (even if never started)."""
-
-    def __init__(self, app: QueueApp, body: Iterator[bytes]) -> None:
-        self.app = app
-        self.body = body
-        self.open = True
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self.body
-
-    def close(self) -> None:
-        if self.open:
-            self.open = False
-            self.app.leave_viewer()
-        close = getattr(self.body, "close", None)
-        if close is not None:
-            close()
-
-
-def _viewer(app: QueueApp, request: Request, body: Iterator[bytes]) -> _Viewer:
-    """Admit one board viewer (or refuse with 503), sending each chunk at once and closing
-    a socket that takes no bytes for ``board_idle_seconds``."""
+def _viewer(app: QueueApp, request: Request, body: Iterator[bytes]) -> LiveBody:
+    """Admit one board viewer (one of the process's ``max_streams``) or refuse with 503."""
     if not app.enter_viewer():
         if hasattr(body, "close"):
             body.close()
         raise TooManyViewers(app.settings.max_streams)
-    request.environ[_CHUNK] = 0  # send each event at once, not in 4 KB batches
-    # eventlet.wsgi keeps the client socket in the input object: a timeout on it makes a
-    # write that blocks (a client that stopped reading) fail, which closes the body.
-    sock = getattr(request.environ.get("eventlet.input"), "_sock", None)
-    if sock is not None and hasattr(sock, "settimeout"):
-        sock.settimeout(app.settings.board_idle_seconds)
-    return _Viewer(app, body)
+    return live_body(request, body, app.leave_viewer, app.settings.board_idle_seconds)
 
 
 def _long_poll(app: QueueApp, since: int) -> Iterator[bytes]:

@@ -47,10 +47,11 @@ CALLERS: dict[str, Principal | None] = {
     "O": Principal(Kind.OPERATOR, "hallctl", ""),
     "Y": Principal(Kind.SERVICE, "sync", SITE),
     "R": Principal(Kind.SERVICE, "rating", SITE),
+    "G": Principal(Kind.SERVICE, "gateway", SITE),
 }
-ALL = "ACMSEDKBPOYR"
+ALL = "ACMSEDKBPOYRG"
 
-BASE = {"site_info": ALL, "feed": "SOYR", "apply_replicated": "OY"}
+BASE = {"site_info": ALL, "feed": "SOYRG", "apply_replicated": "OY"}
 EXPECTED: dict[str, dict[str, str]] = {
     "matters": {
         **BASE,
@@ -95,7 +96,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         ),
         "close_day": "MO",
         "windows": "CMSKBO",
-        "board": "CMSKBO",
+        "board": "CMSKBOG",
     },
     "rating": {
         **BASE,

@@ -29,7 +29,7 @@ TEMPLATE = (
 )
 # Modules that may speak to the framework (Nameko, eventlet, kombu, werkzeug): the Nameko
 # class, the dependency provider, and adapters to other processes.
-FRAMEWORK_BOUND = ("service.py", "provider.py", "adapters/")
+FRAMEWORK_BOUND = ("service.py", "provider.py", "adapters/", "web/")  # web/: HTTP pages
 FRAMEWORKS = ("nameko", "eventlet", "kombu", "amqp", "werkzeug")
 # What a domain module may import beyond the standard library's pure modules.
 DOMAIN_COMMON = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,6 +25,24 @@ class TooManyViewers(HallError):
 
 def announcement(number: str, window: str) -> str:
     return f"请{number}号到{window}号窗口办理"
+
+
+DIGITS = "零一二三四五六七八九"
+
+
+def spoken(number: str, window: str) -> str:
+    """What the board says aloud: letters and digits one by one (A001 → "A 零 零 一"), so
+    a speech engine never reads "一百零一" or "A 千"; spaces keep every symbol apart."""
+
+    def by_symbol(text: str) -> str:
+        return " ".join(DIGITS[int(c)] if c.isdigit() else c for c in text)
+
+    return f"请 {by_symbol(number)} 号，到 {by_symbol(window)} 号窗口办理"
+
+
+def call_id(ticket_id: str, called_at: str) -> str:
+    """One call of one ticket (a recall is a new call): what a board announces once."""
+    return hashlib.sha256(f"{ticket_id}|{called_at}".encode()).hexdigest()[:20]
 
 
 def board_windows(setup: Setup, docs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -52,6 +71,8 @@ def recent_calls(tickets: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "window": t["window"],
             "category": t["category"],
             "announcement": announcement(t["number"], t["window"]),
+            "spoken": spoken(t["number"], t["window"]),
+            "call_id": call_id(t["id"], t["last_called_at"]),
             "called_at": t["last_called_at"],
             "state": t["state"],
         }

@@ -1,0 +1,1 @@
+"""The gateway's HTTP edge for the hall's screens: routes, pages and their assets."""

@@ -1,0 +1,99 @@
+"""The hall's screens served by the gateway (docs/screens.md): pages and their assets from
+the package (no CDN, nothing from the internet at run time), the call board's live
+stream and its voice. A page shell holds no data: a device page asks for its pairing
+code, then reads everything with its bearer token."""
+
+from __future__ import annotations
+
+import html
+from importlib import resources
+from string import Template
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from services.common import service as base
+from services.common.errors import Forbidden, NotFound
+from services.common.identity import Principal
+from services.common.streams import live_body
+from services.gateway.adapters.boardfeed import FollowedBoard
+from services.gateway.adapters.voice import Voice
+from services.gateway.app import GatewayApp
+
+WEB = resources.files("services.gateway.web")
+ASSETS = {"hall.css": "text/css", "board.js": "text/javascript", "device.js": "text/javascript"}
+# Only the page's own scripts, styles, sounds and connections: an injected script or a
+# framing page gets nothing (docs/security.md).
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "media-src 'self' blob:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'"
+)
+SECURE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def page(name: str, **values: str) -> Response:
+    """A page from ``web/<name>.html`` with ``$names`` filled in (escaped by the caller)."""
+    html = Template((WEB / f"{name}.html").read_text(encoding="utf-8")).substitute(values)
+    return Response(html, mimetype="text/html", headers=SECURE_HEADERS)
+
+
+class Screens:
+    """Routes mixed into ``GatewayService`` (which provides ``app``, ``board_feed``,
+    ``voice`` and ``_principal``)."""
+
+    app: GatewayApp
+    board_feed: FollowedBoard
+    voice: Voice
+
+    def _principal(self, request: Request) -> Principal:
+        raise NotImplementedError
+
+    @base.api("GET", "/board", exposed=True)
+    def board_page(self, request: Request) -> Response:
+        return page("board", site_name=html.escape(self.app.site_name))
+
+    @base.api("GET", "/static/<string:name>", exposed=True)
+    def static(self, request: Request, name: str) -> Response:
+        if name not in ASSETS:
+            raise NotFound("没有这个文件", {"name": ["不存在"]})
+        body = (WEB / name).read_bytes()
+        return Response(body, mimetype=ASSETS[name], headers={"X-Content-Type-Options": "nosniff"})
+
+    @base.api("GET", "/board/stream", exposed=True)
+    def board_stream(self, request: Request) -> Response:
+        """Server-sent events for a paired board (or kiosk): read with ``fetch`` so the
+        device's token travels in the Authorization header, never in the URL."""
+        self._screen(request)
+        feed, settings = self.board_feed, self.app.settings
+        feed.enter()
+        body = feed.stream(settings.board_heartbeat_seconds, settings.board_stream_seconds)
+        live = live_body(request, body, feed.leave, settings.board_idle_seconds)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return Response(
+            live, mimetype="text/event-stream", headers=headers, direct_passthrough=True
+        )
+
+    @base.api("GET", "/board/announce/<string:call_id>.wav", exposed=True)
+    def announce(self, request: Request, call_id: str) -> Response:
+        """The words of a call on the board now, as Mandarin speech: no other text can be
+        made to play (a call id the board does not show is 404)."""
+        self._screen(request)
+        text = self.board_feed.spoken_text(call_id)
+        if text is None:
+            raise NotFound("叫号屏上没有这次呼叫", {"call_id": ["不在叫号屏上"]})
+        return Response(self.voice.wav(text), mimetype="audio/wav")
+
+    def _screen(self, request: Request) -> None:
+        who = self._principal(request)
+        if not who.roles & {"board", "kiosk", "manager"}:
+            raise Forbidden("此设备不能显示叫号屏", {"role": ["需要叫号屏、取号机或管理员"]})
+
+    def health_notes(self) -> dict[str, Any]:
+        feed = self.board_feed
+        return {"board": feed.problem or "ok", "voice": self.voice.problem() or "ok"}

@@ -1,0 +1,179 @@
+"""The call board (叫号屏) in a real browser: Debian's Chromium driven by Playwright, a real
+queue and gateway (``nameko run``) on RabbitMQ. A board pairs with a one-time code, shows
+each window's call and the last calls live, announces every call and every recall once in
+Mandarin (the browser's voice, here a spy; else the server's espeak-ng WAV), and a
+gateway restart (a real cut) makes it reconnect without announcing any call twice."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import VhostFactory, wait_for
+from tests.system.test_replicas import COUNTY, QUEUE_SECTION, Replica, config, rpc_factory, running
+
+pytestmark = pytest.mark.system
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
+# A Mandarin voice that records what it is asked to say (headless Chromium has none).
+VOICE_SPY = """
+window.__spoken = [];
+class SpyUtterance { constructor(text) { this.text = text; } }
+Object.defineProperty(window, "SpeechSynthesisUtterance", { value: SpyUtterance });
+Object.defineProperty(window, "speechSynthesis", { value: {
+  getVoices: () => [{ lang: "zh-CN", name: "spy" }],
+  speak: (u) => { window.__spoken.push(u.text); setTimeout(() => u.onend && u.onend(), 10); },
+} });
+"""
+
+
+class Site:
+    def __init__(self, vhost: str, gateway: Replica) -> None:
+        self.rpc = rpc_factory(vhost)
+        self.gateway = gateway
+        self.url = f"http://127.0.0.1:{gateway.port}"
+
+    def pairing_code(self, role: str, window: str | None = None) -> str:
+        with self.rpc() as rpc:
+            return str(rpc.gateway.create_pairing(role, window)["code"])
+
+    def call(self, window: str) -> dict[str, Any]:
+        with self.rpc() as rpc:
+            rpc.queue.take_ticket("A", "kiosk")
+            ticket: dict[str, Any] = rpc.queue.call_next(window, f"S{window}")
+            return ticket
+
+
+@pytest.fixture(scope="module")
+def site(vhost_factory: VhostFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("board")
+    vhost = vhost_factory("screens-board")
+    cfg = config(vhost, tmp / "data", COUNTY, QUEUE={**QUEUE_SECTION, "recall_cooldown_seconds": 0})
+    queue, gateway = Replica(tmp, "queue", 0, cfg), Replica(tmp, "gateway", 0, cfg)
+    with running([queue, gateway]):
+        with rpc_factory(vhost)() as rpc:
+            for n in ("1", "2", "3", "4"):
+                rpc.queue.open_window(n, f"S{n}")
+        yield Site(vhost, gateway)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def paired_board(browser: Browser, site: Site, spy: bool) -> Page:
+    page = browser.new_page(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+    if spy:
+        page.add_init_script(VOICE_SPY)
+    page.goto(f"{site.url}/board")
+    page.fill("input[name=code]", site.pairing_code("board"))
+    page.click("#pairing button")
+    page.wait_for_selector("#screen:not([hidden])")
+    return page
+
+
+def spoken(page: Page) -> list[str]:
+    return list(page.evaluate("window.__spoken"))
+
+
+def test_a_board_announces_each_call_and_recall_once_across_a_reconnect(
+    browser: Browser, site: Site
+) -> None:
+    before = site.call("1")  # on the board when it opens: shown, not announced
+    page = paired_board(browser, site, spy=True)
+    page.wait_for_selector(f"#windows li:first-child .number:text-is('{before['number']}')")
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    page.wait_for_timeout(500)
+    assert spoken(page) == []
+
+    second = site.call("2")
+    number = second["number"]
+    wait_for(lambda: spoken(page), 10, "the call announced")
+    digits = " ".join("零一二三四五六七八九"[int(c)] if c.isdigit() else c for c in number)
+    assert spoken(page) == [f"请 {digits} 号，到 二 号窗口办理"]
+    newest = page.locator("#recent li").first
+    assert newest.locator(".number").inner_text() == number
+    assert "flash" in (newest.get_attribute("class") or "")
+
+    with site.rpc() as rpc:
+        rpc.queue.recall(second["id"], "2", "S2")
+    wait_for(lambda: len(spoken(page)) == 2, 10, "the recall announced")
+
+    site.gateway.stop()  # a real cut: the board's stream breaks
+    page.wait_for_selector("#status.bad")
+    site.gateway.start()
+    wait_for(site.gateway.healthy, 60, "the gateway back")
+    page.wait_for_selector("#status:not(.bad)", timeout=20000)
+    page.wait_for_timeout(1000)
+    assert len(spoken(page)) == 2, "a reconnect announced an old call again"
+
+    third = site.call("3")
+    wait_for(lambda: len(spoken(page)) == 3, 10, "the next call announced")
+    page.wait_for_timeout(1000)
+    assert len(spoken(page)) == 3
+    said = " ".join("零一二三四五六七八九"[int(c)] if c.isdigit() else c for c in third["number"])
+    assert spoken(page)[2] == f"请 {said} 号，到 三 号窗口办理"
+    shots = os.environ.get("HALL_SCREENSHOTS")  # docs/screens/*.png are made this way
+    if shots:
+        page.screenshot(path=str(Path(shots) / "board.png"))
+    page.close()
+
+
+def test_without_a_browser_voice_the_board_plays_the_servers_wav(
+    browser: Browser, site: Site
+) -> None:
+    page = paired_board(browser, site, spy=False)
+    page.wait_for_timeout(500)
+    with page.expect_response(lambda r: "/board/announce/" in r.url, timeout=15000) as got:
+        site.call("4")
+    answer = got.value
+    assert answer.status == 200
+    assert answer.headers["content-type"] == "audio/wav"
+    # the same WAV, fetched again with the board's token: Mandarin speech from espeak-ng
+    token = page.evaluate("localStorage.getItem('hall.device.token')")
+    wav = requests.get(answer.url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert wav.content[:4] == b"RIFF"
+    assert len(wav.content) > 20000  # about a second of speech, not an empty file
+    health = requests.get(f"{site.url}/health", timeout=5).json()
+    assert health["notes"] == {"board": "ok", "voice": "ok"}
+    page.close()
+
+
+def test_the_board_routes_refuse_whoever_is_not_a_paired_screen(site: Site) -> None:
+    stream = f"{site.url}/board/stream"
+    assert requests.get(stream, timeout=5).status_code == 401  # no token
+    bogus = {"Authorization": "Bearer not-a-token"}
+    assert requests.get(stream, headers=bogus, timeout=5).status_code == 401
+    pad = requests.post(
+        f"{site.url}/pair",
+        json={"code": site.pairing_code("pad", "1"), "name": "评价器"},
+        timeout=5,
+    ).json()["token"]
+    as_pad = {"Authorization": f"Bearer {pad}"}
+    assert requests.get(stream, headers=as_pad, timeout=5).status_code == 403
+    board = requests.post(
+        f"{site.url}/pair", json={"code": site.pairing_code("board"), "name": "屏"}, timeout=5
+    ).json()["token"]
+    as_board = {"Authorization": f"Bearer {board}"}
+    # the voice says only calls on the board: no text of the caller's choosing
+    unknown = requests.get(
+        f"{site.url}/board/announce/0123456789abcdef0123.wav", headers=as_board, timeout=5
+    )
+    assert unknown.status_code == 404
+    assert requests.get(f"{site.url}/static/../service.py", timeout=5).status_code == 404
+    assert requests.get(f"{site.url}/static/app.py", timeout=5).status_code == 404
+    shell = requests.get(f"{site.url}/board", timeout=5)
+    assert "script-src 'self'" in shell.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in shell.headers["Content-Security-Policy"]
