@@ -41,6 +41,7 @@ class GatewayApp:
     def __init__(self, context: SiteContext, settings: GatewaySettings, clock: Clock) -> None:
         self.site = context.identity.code
         self.site_name = context.identity.name
+        self.keys = context.config.access.ring
         self.repo = GatewayRepository(context.store)
         self.settings = settings
         self.clock = clock
@@ -232,6 +233,20 @@ class GatewayApp:
         wanted = load(schemas.AuditQuerySchema, {"limit": limit})["limit"]
         found = self.repo.audit.find(sort=[("at", -1)], limit=wanted)
         return [{k: v for k, v in d.items() if not k.startswith("_")} for d in found]
+
+    # --- tickets' mobile pages (capability links printed as QR codes) ----------------------
+
+    def ticket_token(self, ticket_id: str) -> str:
+        return domain.ticket_link(self.keys().secret, ticket_id)
+
+    def ticket_of(self, token: str) -> str:
+        """The ticket of a genuine link (under any current key), else ``NotFound``: a
+        guessed or altered token learns nothing, not even whether the ticket exists."""
+        for key in self.keys().keys.values():
+            ticket_id = domain.ticket_of_link(key, token[:512])
+            if ticket_id is not None:
+                return ticket_id
+        raise NotFound("没有这张号票", {"token": ["无效"]})
 
     # --- helpers ---------------------------------------------------------------------------
 

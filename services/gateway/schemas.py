@@ -3,7 +3,7 @@ pages and devices. Unknown fields are refused (``Arguments``)."""
 
 from __future__ import annotations
 
-from marshmallow import fields
+from marshmallow import ValidationError, fields, validates_schema
 
 from services.common.validation import Arguments, identifier, integer, one_of, text
 
@@ -50,3 +50,19 @@ class DeviceSchema(Arguments):
 
 class AuditQuerySchema(Arguments):
     limit = integer(1, 1000, load_default=100)
+
+
+class KioskSchema(Arguments):
+    """A kiosk's request: a walk-in ticket of ``category`` (optionally the green channel's
+    ``priority`` and a ``phone`` for an SMS), or the check-in of a ``booking``. The queue
+    validates the values; this checks the shape."""
+
+    category = text(8, load_default=None, allow_none=True)
+    priority = text(20, load_default=None, allow_none=True)
+    phone = text(32, load_default=None, allow_none=True)
+    booking = text(64, load_default=None, allow_none=True)
+
+    @validates_schema
+    def one_request(self, data: dict[str, object], **_: object) -> None:
+        if bool(data.get("category")) == bool(data.get("booking")):
+            raise ValidationError("请选择业务类别，或输入预约码签到", "category")

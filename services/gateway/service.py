@@ -8,7 +8,6 @@ over RPC (``hallctl staff …``, ``hallctl device …``). Each entrypoint is one
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -19,7 +18,7 @@ from werkzeug.wrappers import Request, Response
 
 from services.common import service as base
 from services.common.callers import SignedRpcProxy
-from services.common.errors import HallError, InvalidInput, NotFound, http_response
+from services.common.errors import HallError, NotFound, http_response
 from services.common.identity import Principal, Unauthenticated
 from services.common.rpc import rpc
 from services.common.validation import load
@@ -39,7 +38,7 @@ FOLLOW_TIMEOUT_SECONDS = 5
 OPERATOR = "operator:hallctl"
 
 
-class GatewayService(screens.Screens, base.SiteService):
+class GatewayService(screens.Screens, screens.Kiosk, base.SiteService):
     name = "gateway"
     access = ACCESS
     app: GatewayApp = GatewayProvider()
@@ -97,7 +96,7 @@ class GatewayService(screens.Screens, base.SiteService):
     # --- people and devices, over HTTP -------------------------------------------------------
     @base.api("POST", "/login", exposed=True)
     def login(self, request: Request) -> Response:
-        signed = self.app.login(_json(request), _address(request))
+        signed = self.app.login(screens.request_json(request), _address(request))
         answer = base.json_response(signed.view)
         answer.set_cookie(
             COOKIE,
@@ -121,7 +120,7 @@ class GatewayService(screens.Screens, base.SiteService):
 
     @base.api("POST", "/pair", exposed=True)
     def pair(self, request: Request) -> dict[str, Any]:
-        return self.app.pair(_json(request), _address(request))
+        return self.app.pair(screens.request_json(request), _address(request))
 
     @base.api("GET", "/me", exposed=True)
     def me(self, request: Request) -> dict[str, Any]:
@@ -138,7 +137,7 @@ class GatewayService(screens.Screens, base.SiteService):
         principal = self._principal(request)
         if service not in BRIDGED:
             raise NotFound(f"网关不转发到 {service[:32]}", {"service": ["不可转发"]})
-        call = load(schemas.BridgeSchema, _json(request))
+        call = load(schemas.BridgeSchema, screens.request_json(request))
         labels = self.app.metrics.labels
         try:
             result = self.bridge(principal, (service, method), (call["args"], call["kwargs"]))
@@ -158,13 +157,6 @@ class GatewayService(screens.Screens, base.SiteService):
         if not secret:
             raise Unauthenticated("请先登录")
         return self.app.session_principal(secret, request.headers.get("X-CSRF-Token"))
-
-
-def _json(request: Request) -> Any:
-    try:
-        return json.loads(request.get_data(as_text=True) or "{}")
-    except ValueError:
-        raise InvalidInput.field("body", "应为 JSON") from None
 
 
 def _address(request: Request) -> str:

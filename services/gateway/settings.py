@@ -15,10 +15,13 @@ optional)::
       board_idle_seconds: 60       # a screen that takes no bytes this long is dropped
       voice_command: espeak-ng     # renders a call to WAV when the browser has no voice
       voice_name: cmn              # espeak-ng's Mandarin voice
+      kiosk_idle_seconds: 30       # the kiosk goes back to its start screen after this
+      public_url: ""               # printed in tickets' QR codes, e.g. http://10.1.2.3:8004
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -44,6 +47,8 @@ class GatewaySettings:
     board_idle_seconds: int = 60
     voice_command: str = "espeak-ng"
     voice_name: str = "cmn"
+    kiosk_idle_seconds: int = 30
+    public_url: str = ""
 
     @classmethod
     def from_section(
@@ -63,6 +68,9 @@ class GatewaySettings:
             if key == "cookie_secure":
                 if not isinstance(value, bool):
                     _fail(key, "应为 true 或 false")
+            elif key == "public_url":
+                if not isinstance(value, str) or not re.match(r"(https?://[^\s/]+)?\Z", value):
+                    _fail(key, "应为 http:// 或 https:// 开头的地址（不带路径），或留空")
             elif key in TEXTS:
                 if not isinstance(value, str) or not value.strip() or len(value) > 200:
                     _fail(key, "应为非空文字")

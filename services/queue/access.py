@@ -19,7 +19,7 @@ ACCESS: dict[str, Rule] = {
     "configuration": rule(*READERS),
     # the kiosk (取号机)
     "take_ticket": rule("kiosk", *STAFF),
-    "ticket": rule(*READERS),
+    "ticket": rule(*READERS, "service:gateway"),  # the ticket's mobile page
     "ticket_history": rule(*STAFF, "supervisor"),
     "slots": rule(PUBLIC),
     "book": rule("kiosk", *STAFF),

@@ -200,7 +200,12 @@ def test_board_json_long_poll_stream_and_metrics(site: Boot) -> None:
     with rpc(s) as queue:
         queue.open_window("3", "S3")
         first = requests.get(f"{s['http']}/board", timeout=5).json()
-        assert first["waiting"][0] == {"category": "A", "name": "综合受理", "waiting": 0}
+        assert first["waiting"][0] == {
+            "category": "A",
+            "name": "综合受理",
+            "waiting": 0,
+            "estimate": {"expected_seconds": 0, "low_minutes": 0, "high_minutes": 0},
+        }
 
         def later() -> None:
             eventlet.sleep(0.5)

@@ -82,7 +82,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "configure": "MO",
         "configuration": "CMSKBO",
         "take_ticket": "CMKO",
-        "ticket": "CMSKBO",
+        "ticket": "CMSKBOG",
         "ticket_history": "CMSO",
         "slots": ALL,
         "book": "CMKO",

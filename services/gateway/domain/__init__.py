@@ -7,7 +7,14 @@ from services.gateway.domain.accounts import (
     check_roles,
     may_sign_in_at,
 )
-from services.gateway.domain.secrets import csrf_token, digest, new_secret, pairing_code
+from services.gateway.domain.secrets import (
+    csrf_token,
+    digest,
+    new_secret,
+    pairing_code,
+    ticket_link,
+    ticket_of_link,
+)
 from services.gateway.domain.sessions import SessionRules, session_state
 from services.gateway.domain.throttle import Lockout, LockoutRules
 
@@ -24,4 +31,6 @@ __all__ = [
     "new_secret",
     "pairing_code",
     "session_state",
+    "ticket_link",
+    "ticket_of_link",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -26,3 +27,24 @@ def csrf_token(session_secret: str) -> str:
 def pairing_code() -> str:
     """An eight-digit one-time code a manager reads out to a device (配对码)."""
     return f"{secrets.randbelow(10**8):08d}"
+
+
+def ticket_link(key: bytes, ticket_id: str) -> str:
+    """The capability token of a ticket's mobile page (printed as a QR code): the ticket
+    id and a MAC under the site's key, so a token cannot be guessed from a number."""
+    body = base64.urlsafe_b64encode(ticket_id.encode()).decode().rstrip("=")
+    return f"{body}.{_ticket_mac(key, ticket_id)}"
+
+
+def ticket_of_link(key: bytes, token: str) -> str | None:
+    """The ticket id of a genuine token, else None."""
+    body, _, mac = token.partition(".")
+    try:
+        ticket_id = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return ticket_id if hmac.compare_digest(mac, _ticket_mac(key, ticket_id)) else None
+
+
+def _ticket_mac(key: bytes, ticket_id: str) -> str:
+    return hmac.new(key, b"ticket-link|" + ticket_id.encode(), hashlib.sha256).hexdigest()[:32]

@@ -6,22 +6,31 @@ code, then reads everything with its bearer token."""
 from __future__ import annotations
 
 import html
+import json
 from importlib import resources
 from string import Template
 from typing import Any
 
+import segno
 from werkzeug.wrappers import Request, Response
 
 from services.common import service as base
-from services.common.errors import Forbidden, NotFound
+from services.common.errors import Forbidden, InvalidInput, NotFound
 from services.common.identity import Principal
 from services.common.streams import live_body
+from services.common.validation import load
+from services.gateway import schemas
 from services.gateway.adapters.boardfeed import FollowedBoard
 from services.gateway.adapters.voice import Voice
 from services.gateway.app import GatewayApp
 
 WEB = resources.files("services.gateway.web")
-ASSETS = {"hall.css": "text/css", "board.js": "text/javascript", "device.js": "text/javascript"}
+ASSETS = {
+    "hall.css": "text/css",
+    "board.js": "text/javascript",
+    "device.js": "text/javascript",
+    "kiosk.js": "text/javascript",
+}
 # Only the page's own scripts, styles, sounds and connections: an injected script or a
 # framing page gets nothing (docs/security.md).
 CSP = (
@@ -35,6 +44,13 @@ SECURE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+
+def request_json(request: Request) -> Any:
+    try:
+        return json.loads(request.get_data(as_text=True) or "{}")
+    except ValueError:
+        raise InvalidInput.field("body", "应为 JSON") from None
 
 
 def page(name: str, **values: str) -> Response:
@@ -97,3 +113,67 @@ class Screens:
     def health_notes(self) -> dict[str, Any]:
         feed = self.board_feed
         return {"board": feed.problem or "ok", "voice": self.voice.problem() or "ok"}
+
+
+class Kiosk:
+    """The ticket machine's routes (取号机) and the ticket's mobile page, mixed into
+    ``GatewayService`` (which provides ``queue``, the gateway's own signed proxy)."""
+
+    app: GatewayApp
+    bridge: Any
+    queue: Any
+
+    @base.api("GET", "/m/t/<string:token>", exposed=True)
+    def ticket_page(self, request: Request, token: str) -> Response:
+        """The ticket's progress for whoever holds its link (no sign-in): the number, its
+        state, the people ahead or the window to go to; nothing personal."""
+        ticket = self.queue.ticket(self.app.ticket_of(token))
+        return page(
+            "ticket",
+            site_name=html.escape(self.app.site_name),
+            number=html.escape(ticket["number"]),
+            state=html.escape(ticket["state"]),
+            state_name=html.escape(ticket["state_name"]),
+            where=html.escape(where(ticket)),
+        )
+
+    def _principal(self, request: Request) -> Principal:
+        raise NotImplementedError
+
+    @base.api("GET", "/kiosk", exposed=True)
+    def kiosk_page(self, request: Request) -> Response:
+        settings = self.app.settings
+        return page(
+            "kiosk",
+            site_name=html.escape(self.app.site_name),
+            idle=str(settings.kiosk_idle_seconds),
+        )
+
+    @base.api("POST", "/kiosk/ticket", exposed=True)
+    def kiosk_ticket(self, request: Request) -> dict[str, Any]:
+        """A walk-in ticket or a booking's check-in, taken as this kiosk, with the QR code
+        (an SVG drawn here) of the ticket's mobile page for the printed slip."""
+        who = self._principal(request)
+        if "kiosk" not in who.roles:
+            raise Forbidden("只有取号机可以取号", {"role": ["需要取号机"]})
+        data = load(schemas.KioskSchema, request_json(request))
+        if data["booking"]:
+            ticket = self.bridge(who, ("queue", "check_in"), ([data["booking"]], {}))
+        else:
+            wanted = [data["category"], "kiosk", data["phone"] or None, data["priority"] or None]
+            ticket = self.bridge(who, ("queue", "take_ticket"), (wanted, {}))
+        base_url = self.app.settings.public_url or request.host_url.rstrip("/")
+        link = f"{base_url}/m/t/{self.app.ticket_token(ticket['id'])}"
+        qr = segno.make(link, error="m").svg_data_uri(scale=4, border=2)
+        shown = ("number", "category", "green_channel", "people_ahead", "estimate", "created_at")
+        return {"ticket": {k: ticket.get(k) for k in shown}, "link": link, "qr": qr}
+
+
+def where(ticket: dict[str, Any]) -> str:
+    if ticket["state"] == "called":
+        return f"请到 {ticket['window']} 号窗口办理"
+    if ticket["state"] == "waiting":
+        return f"您前面还有 {ticket.get('people_ahead', 0)} 人，请留意叫号"
+    if ticket["state"] == "serving":
+        return f"正在 {ticket['window']} 号窗口办理"
+    return "本号已结束，如需继续办理请重新取号"

@@ -8,10 +8,10 @@ from typing import Any
 from services.common.clock import iso
 from services.queue import domain
 from services.queue.domain.board import RECENT_CALLS
-from services.queue.usecases.base import QueueBase
+from services.queue.usecases.issuing import Issuing
 
 
-class Board(QueueBase):
+class Board(Issuing):
     def enter_viewer(self) -> bool:
         """Take one of the process's ``max_streams`` board connections (streams and
         long-polls); False when all are taken. Give it back with ``leave_viewer``."""
@@ -45,10 +45,7 @@ class Board(QueueBase):
             limit=RECENT_CALLS,
         )
         recent = domain.recent_calls(called)
-        waiting = [
-            {"category": p, "name": c.name, "waiting": self.repo.waiting_count(today, p)}
-            for p, c in setup.categories.items()
-        ]
+        waiting = [self._waiting(setup, today, p) for p in setup.categories]
         board = {
             "site_code": self.site_code,
             "date": today,
@@ -61,3 +58,11 @@ class Board(QueueBase):
         }
         self._board = (version, board)
         return board
+
+    def _waiting(self, setup: domain.Setup, today: str, prefix: str) -> dict[str, Any]:
+        """A category's waiting count and the wait a ticket taken now may expect."""
+        category = setup.categories[prefix]
+        waiting = self.repo.waiting_count(today, prefix)
+        mean = self._mean_service(setup, category)
+        estimate = domain.estimate_wait(waiting, mean, self._open_windows(setup, prefix))
+        return {"category": prefix, "name": category.name, "waiting": waiting, "estimate": estimate}

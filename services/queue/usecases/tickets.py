@@ -44,8 +44,13 @@ class Tickets(Issuing):
     # --- reading -------------------------------------------------------------------------------
 
     def ticket(self, ticket_id: str) -> dict[str, Any]:
+        """A ticket as its holder sees it; while it waits, with the people ahead now."""
         args = self._args(schemas.TicketArgs, ticket_id=ticket_id)
-        return domain.ticket_view(self._get(args["ticket_id"]))
+        ticket = self._get(args["ticket_id"])
+        shown = domain.ticket_view(ticket)
+        if ticket["state"] == "waiting":
+            shown["people_ahead"] = self.repo.people_ahead(ticket)
+        return shown
 
     def ticket_history(self, ticket_id: str) -> list[dict[str, Any]]:
         """The audit trail of one ticket: who, when, from, to."""

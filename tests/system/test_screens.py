@@ -1,12 +1,17 @@
-"""The call board (叫号屏) in a real browser: Debian's Chromium driven by Playwright, a real
-queue and gateway (``nameko run``) on RabbitMQ. A board pairs with a one-time code, shows
-each window's call and the last calls live, announces every call and every recall once in
-Mandarin (the browser's voice, here a spy; else the server's espeak-ng WAV), and a
-gateway restart (a real cut) makes it reconnect without announcing any call twice."""
+"""The hall's screens in a real browser: Debian's Chromium driven by Playwright, a real
+queue and gateway (``nameko run``) on RabbitMQ. The call board (叫号屏) pairs with a
+one-time code, shows each window's call and the last calls live, announces every call and
+every recall once in Mandarin (the browser's voice, here a spy; else the server's
+espeak-ng WAV), and a gateway restart (a real cut) makes it reconnect without announcing
+any call twice. The ticket machine (取号机) shows each category's wait, takes tickets
+(green channel, booking check-in) and prints an 80 mm slip whose QR code reads back as
+the ticket's link."""
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +19,8 @@ from typing import Any
 
 import pytest
 import requests
+import zxingcpp
+from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import VhostFactory, wait_for
@@ -56,7 +63,8 @@ class Site:
 def site(vhost_factory: VhostFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("board")
     vhost = vhost_factory("screens-board")
-    cfg = config(vhost, tmp / "data", COUNTY, QUEUE={**QUEUE_SECTION, "recall_cooldown_seconds": 0})
+    rules = {**QUEUE_SECTION, "recall_cooldown_seconds": 0}
+    cfg = config(vhost, tmp / "data", COUNTY, QUEUE=rules, GATEWAY={"kiosk_idle_seconds": 3})
     queue, gateway = Replica(tmp, "queue", 0, cfg), Replica(tmp, "gateway", 0, cfg)
     with running([queue, gateway]):
         with rpc_factory(vhost)() as rpc:
@@ -73,13 +81,20 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-def paired_board(browser: Browser, site: Site, spy: bool) -> Page:
-    page = browser.new_page(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
-    if spy:
-        page.add_init_script(VOICE_SPY)
-    page.goto(f"{site.url}/board")
-    page.fill("input[name=code]", site.pairing_code("board"))
+def paired(
+    browser: Browser, site: Site, role: str, size: tuple[int, int], script: str = ""
+) -> Page:
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]}, locale="zh-CN")
+    if script:
+        page.add_init_script(script)
+    page.goto(f"{site.url}/{role}")
+    page.fill("input[name=code]", site.pairing_code(role))
     page.click("#pairing button")
+    return page
+
+
+def paired_board(browser: Browser, site: Site, spy: bool) -> Page:
+    page = paired(browser, site, "board", (1920, 1080), VOICE_SPY if spy else "")
     page.wait_for_selector("#screen:not([hidden])")
     return page
 
@@ -177,3 +192,55 @@ def test_the_board_routes_refuse_whoever_is_not_a_paired_screen(site: Site) -> N
     shell = requests.get(f"{site.url}/board", timeout=5)
     assert "script-src 'self'" in shell.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in shell.headers["Content-Security-Policy"]
+
+
+# The browser's print dialog is counted, not shown; what it would print is checked as PDF.
+PRINT_SPY = "window.__printed = 0; window.print = () => { window.__printed += 1; };"
+
+
+def test_the_kiosk_issues_a_green_channel_ticket_and_prints_its_slip(
+    browser: Browser, site: Site
+) -> None:
+    page = paired(browser, site, "kiosk", (1080, 1920), PRINT_SPY)
+    first = page.locator("#categories button").first
+    first.wait_for()
+    assert "等候" in first.inner_text()
+    assert "分钟" in first.inner_text() or "无需等候" in first.inner_text()
+    box = first.bounding_box()
+    assert box is not None
+    assert box["height"] >= 48  # a touch target
+    page.check("#green")
+    page.select_option("#reason", "elderly")
+    first.click()
+    page.wait_for_selector("#slip:not([hidden])")
+    number = page.inner_text("#slip-number")
+    assert number.startswith("A")
+    assert "（优先）" in page.inner_text("#slip-category")
+    assert page.evaluate("window.__printed") == 1
+    page.emulate_media(media="print")
+    pdf = page.pdf(prefer_css_page_size=True)
+    width = float(re.search(rb"/MediaBox \[0 0 ([0-9.]+) ", pdf).group(1))  # type: ignore[union-attr]
+    assert abs(width - 80 / 25.4 * 72) < 2  # 80 mm thermal paper
+    page.emulate_media(media="screen")
+    shot = page.locator("#slip-qr").screenshot()
+    codes = zxingcpp.read_barcodes(Image.open(io.BytesIO(shot)))
+    assert len(codes) == 1
+    link = codes[0].text
+    assert link.startswith(f"{site.url}/m/t/")
+    assert number not in link  # a capability, not a guessable number
+    mobile = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    mobile.goto(link)
+    assert mobile.inner_text(".number") == number
+    assert "您前面还有" in mobile.inner_text(".where")
+    token = link.rsplit("/", 1)[1]
+    forged = token[:-1] + ("0" if token[-1] != "0" else "1")
+    assert requests.get(f"{site.url}/m/t/{forged}", timeout=5).status_code == 404
+    mobile.close()
+
+    page.wait_for_selector("#start:not([hidden])", timeout=8000)  # idle: back to the start
+    assert page.is_hidden("#slip")
+    page.fill("#booking", "no-such-booking")
+    page.click("#checkin button")
+    page.wait_for_selector("#message:not(:empty)")
+    assert re.search(r"[\u4e00-\u9fff]", page.inner_text("#message"))
+    page.close()
