@@ -53,10 +53,18 @@ def request_json(request: Request) -> Any:
         raise InvalidInput.field("body", "应为 JSON") from None
 
 
+def template(name: str, **values: str) -> str:
+    """``web/<name>.html`` with ``$names`` filled in (escaped by the caller)."""
+    return Template((WEB / f"{name}.html").read_text(encoding="utf-8")).substitute(values)
+
+
 def page(name: str, **values: str) -> Response:
-    """A page from ``web/<name>.html`` with ``$names`` filled in (escaped by the caller)."""
-    html = Template((WEB / f"{name}.html").read_text(encoding="utf-8")).substitute(values)
-    return Response(html, mimetype="text/html", headers=SECURE_HEADERS)
+    return Response(template(name, **values), mimetype="text/html", headers=SECURE_HEADERS)
+
+
+def device_page(name: str, device: str, **values: str) -> Response:
+    """A paired device's page, with the pairing form it shows until it has a token."""
+    return page(name, pairing=template("pairing", device=device), **values)
 
 
 class Screens:
@@ -72,7 +80,7 @@ class Screens:
 
     @base.api("GET", "/board", exposed=True)
     def board_page(self, request: Request) -> Response:
-        return page("board", site_name=html.escape(self.app.site_name))
+        return device_page("board", "叫号屏", site_name=html.escape(self.app.site_name))
 
     @base.api("GET", "/static/<string:name>", exposed=True)
     def static(self, request: Request, name: str) -> Response:
@@ -143,8 +151,9 @@ class Kiosk:
     @base.api("GET", "/kiosk", exposed=True)
     def kiosk_page(self, request: Request) -> Response:
         settings = self.app.settings
-        return page(
+        return device_page(
             "kiosk",
+            "取号机",
             site_name=html.escape(self.app.site_name),
             idle=str(settings.kiosk_idle_seconds),
         )
