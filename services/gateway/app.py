@@ -135,18 +135,32 @@ class GatewayApp:
     def session_principal(self, secret: str, csrf: str | None) -> Principal:
         """Who holds the session ``secret``; ``Unauthenticated`` when it ended, ``Forbidden``
         when ``csrf`` is not its token (a page of another origin sending the cookie)."""
-        session = self.repo.session(domain.digest(secret))
-        now = self.clock()
-        ended = "请先登录" if session is None else self._ended(session, now)
-        if ended or session is None:
-            raise Unauthenticated(ended or "请先登录")
+        session = self._live_session(secret)
         if csrf is None or not _same(csrf, domain.csrf_token(secret)):
             raise Forbidden("请求缺少有效的 CSRF 令牌，请刷新页面后重试", {"csrf": ["无效"]})
-        self.repo.sessions.update(session["id"], {"last_seen": iso(now)})
+        return self._touch(session)
+
+    def page_principal(self, secret: str) -> Principal:
+        """Who holds the session ``secret``, for a page's shell: a GET that changes nothing
+        but the session's last use, so it needs no CSRF token."""
+        return self._touch(self._live_session(secret))
+
+    def _live_session(self, secret: str) -> SessionRecord:
+        session = self.repo.session(domain.digest(secret))
+        ended = "请先登录" if session is None else self._ended(session, self.clock())
+        if ended or session is None:
+            raise Unauthenticated(ended or "请先登录")
+        return session
+
+    def _touch(self, session: SessionRecord) -> Principal:
+        self.repo.sessions.update(session["id"], {"last_seen": iso(self.clock())})
         record = self._account(session["staff_id"])
         return Principal(
             Kind.STAFF, record["id"], self.site, frozenset(record["roles"]), session["window"]
         )
+
+    def staff_name(self, staff_id: str) -> str:
+        return self._account(staff_id)["name"]
 
     def _ended(self, session: SessionRecord, now: datetime) -> str | None:
         record = self.repo.account(session["staff_id"])

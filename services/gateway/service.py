@@ -29,16 +29,25 @@ from services.gateway.adapters.bridge import BRIDGED, Bridge
 from services.gateway.adapters.voice import Voice, VoiceProvider
 from services.gateway.app import GatewayApp
 from services.gateway.provider import GatewayProvider
-from services.gateway.web import screens
+
+# Mixins by module: `nameko run` takes every class with entrypoints in this namespace.
+from services.gateway.web import manage, pad, screens, window
+from services.gateway.web.staff import COOKIE
 
 log = logging.getLogger(__name__)
-COOKIE = "hall_session"
 FOLLOW_SECONDS = 0.25  # how stale the board a screen shows may be, at most
 FOLLOW_TIMEOUT_SECONDS = 5
 OPERATOR = "operator:hallctl"
 
 
-class GatewayService(screens.Screens, screens.Kiosk, base.SiteService):
+class GatewayService(
+    screens.Screens,
+    screens.Kiosk,
+    pad.Pad,
+    window.WindowConsole,
+    manage.ManageConsole,
+    base.SiteService,
+):
     name = "gateway"
     access = ACCESS
     app: GatewayApp = GatewayProvider()

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from services.gateway.service import COOKIE, GatewayService
+from services.gateway.service import GatewayService
+from services.gateway.web.staff import COOKIE
 from tests.conftest import free_port, operator_rpc, site_config
 from tests.service.test_queue_service import NOW, SECTION, START, QueueAtTen
 

@@ -10,87 +10,43 @@ the ticket's link."""
 from __future__ import annotations
 
 import io
-import os
 import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import zxingcpp
 from PIL import Image
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.conftest import VhostFactory, wait_for
-from tests.system.test_replicas import COUNTY, QUEUE_SECTION, Replica, config, rpc_factory, running
+from tests.system.screens_support import (
+    PRINT_SPY,
+    VOICE_SPY,
+    Site,
+    chromium,
+    paired,
+    screenshot,
+    site_of,
+)
 
 pytestmark = pytest.mark.system
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
-# A Mandarin voice that records what it is asked to say (headless Chromium has none).
-VOICE_SPY = """
-window.__spoken = [];
-class SpyUtterance { constructor(text) { this.text = text; } }
-Object.defineProperty(window, "SpeechSynthesisUtterance", { value: SpyUtterance });
-Object.defineProperty(window, "speechSynthesis", { value: {
-  getVoices: () => [{ lang: "zh-CN", name: "spy" }],
-  speak: (u) => { window.__spoken.push(u.text); setTimeout(() => u.onend && u.onend(), 10); },
-} });
-"""
-
-
-class Site:
-    def __init__(self, vhost: str, gateway: Replica) -> None:
-        self.rpc = rpc_factory(vhost)
-        self.gateway = gateway
-        self.url = f"http://127.0.0.1:{gateway.port}"
-
-    def pairing_code(self, role: str, window: str | None = None) -> str:
-        with self.rpc() as rpc:
-            return str(rpc.gateway.create_pairing(role, window)["code"])
-
-    def call(self, window: str) -> dict[str, Any]:
-        with self.rpc() as rpc:
-            rpc.queue.take_ticket("A", "kiosk")
-            ticket: dict[str, Any] = rpc.queue.call_next(window, f"S{window}")
-            return ticket
 
 
 @pytest.fixture(scope="module")
 def site(vhost_factory: VhostFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("board")
-    vhost = vhost_factory("screens-board")
-    rules = {**QUEUE_SECTION, "recall_cooldown_seconds": 0}
-    cfg = config(vhost, tmp / "data", COUNTY, QUEUE=rules, GATEWAY={"kiosk_idle_seconds": 3})
-    queue, gateway = Replica(tmp, "queue", 0, cfg), Replica(tmp, "gateway", 0, cfg)
-    with running([queue, gateway]):
-        with rpc_factory(vhost)() as rpc:
+    with site_of(vhost_factory, tmp, ("queue",), {"kiosk_idle_seconds": 3}) as site:
+        with site.rpc() as rpc:
             for n in ("1", "2", "3", "4"):
                 rpc.queue.open_window(n, f"S{n}")
-        yield Site(vhost, gateway)
+        yield site
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield chromium
-        chromium.close()
-
-
-def paired(
-    browser: Browser, site: Site, role: str, size: tuple[int, int], script: str = ""
-) -> Page:
-    page = browser.new_page(viewport={"width": size[0], "height": size[1]}, locale="zh-CN")
-    if script:
-        page.add_init_script(script)
-    page.goto(f"{site.url}/{role}")
-    page.fill("input[name=code]", site.pairing_code(role))
-    page.click("#pairing button")
-    return page
+    with chromium() as browser:
+        yield browser
 
 
 def paired_board(browser: Browser, site: Site, spy: bool) -> Page:
@@ -140,9 +96,7 @@ def test_a_board_announces_each_call_and_recall_once_across_a_reconnect(
     assert len(spoken(page)) == 3
     said = " ".join("零一二三四五六七八九"[int(c)] if c.isdigit() else c for c in third["number"])
     assert spoken(page)[2] == f"请 {said} 号，到 三 号窗口办理"
-    shots = os.environ.get("HALL_SCREENSHOTS")  # docs/screens/*.png are made this way
-    if shots:
-        page.screenshot(path=str(Path(shots) / "board.png"))
+    screenshot(page, "board")
     page.close()
 
 
@@ -192,10 +146,6 @@ def test_the_board_routes_refuse_whoever_is_not_a_paired_screen(site: Site) -> N
     shell = requests.get(f"{site.url}/board", timeout=5)
     assert "script-src 'self'" in shell.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in shell.headers["Content-Security-Policy"]
-
-
-# The browser's print dialog is counted, not shown; what it would print is checked as PDF.
-PRINT_SPY = "window.__printed = 0; window.print = () => { window.__printed += 1; };"
 
 
 def test_the_kiosk_issues_a_green_channel_ticket_and_prints_its_slip(

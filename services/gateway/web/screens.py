@@ -25,11 +25,12 @@ from services.gateway.adapters.voice import Voice
 from services.gateway.app import GatewayApp
 
 WEB = resources.files("services.gateway.web")
+TYPES = {".css": "text/css", ".js": "text/javascript"}
+# Every script and style shipped in web/, by name; nothing else is served from /static.
 ASSETS = {
-    "hall.css": "text/css",
-    "board.js": "text/javascript",
-    "device.js": "text/javascript",
-    "kiosk.js": "text/javascript",
+    item.name: TYPES[suffix]
+    for item in WEB.iterdir()
+    if (suffix := "." + item.name.rsplit(".", 1)[-1]) in TYPES
 }
 # Only the page's own scripts, styles, sounds and connections: an injected script or a
 # framing page gets nothing (docs/security.md).
