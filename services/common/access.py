@@ -13,6 +13,10 @@ names who may call (``allow``: staff roles, device roles, ``operator``, ``servic
   records both.
 - ``window``: the window acted on. A clerk acts only at the window signed in at, a pad only
   for the window it is bound to; a manager at any window of the hall.
+- ``channel``: the device a rating says it was given on (``evaluation.channel``). A paired
+  device gives only its own channel (a pad ``pad``, a kiosk ``self_service``), filled in
+  when missing; nobody else may claim a device's channel, so a kiosk cannot pass off a
+  rating as given at a window's pad.
 - ``approver``: a second person the call names (a ``not_adopted`` classification's
   approver). Only that person may make the call, and only as a manager.
 - ``audit``: every admitted call is written to the ``hall.audit`` log (who, what; never
@@ -35,6 +39,7 @@ UPLINK = "uplink"  # a child site's sync; the message carries its own signature 
 OPERATOR = "operator"
 SERVICE = "service"
 TOKENS = STAFF_ROLES | DEVICE_ROLES | {PUBLIC, UPLINK, OPERATOR, SERVICE}
+DEVICE_CHANNELS = {"pad": "pad", "kiosk": "self_service"}  # a device's own rating channel
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class Rule:
     approver: str | None = None
     audit: bool = False
     per_minute: int | None = None
+    channel: str | None = None
 
     @property
     def open(self) -> bool:
@@ -58,11 +64,13 @@ def rule(
     approver: str | None = None,
     audit: bool = False,
     per_minute: int | None = None,
+    channel: str | None = None,
 ) -> Rule:
     unknown = [a for a in allow if a not in TOKENS and not a.startswith(f"{SERVICE}:")]
     if unknown or not allow:
         raise ValueError(f"unknown access tokens {unknown}")
-    return Rule(frozenset(allow), (actor,) if actor else (), window, approver, audit, per_minute)
+    actors = (actor,) if actor else ()
+    return Rule(frozenset(allow), actors, window, approver, audit, per_minute, channel)
 
 
 class Throttle:
@@ -131,6 +139,19 @@ def authorise(
             _own_actor(path, principal, arguments)
         if found.approver:
             _own_approval(found.approver, principal, arguments)
+        if found.channel:
+            _own_channel(found.channel, principal, arguments)
+
+
+def _own_channel(path: str, principal: Principal, arguments: dict[str, Any]) -> None:
+    given = _get(arguments, path)
+    own = [DEVICE_CHANNELS[r] for r in sorted(principal.roles) if r in DEVICE_CHANNELS]
+    if principal.kind is Kind.DEVICE and own:
+        if given not in (None, own[0]):
+            raise Forbidden("本设备只能提交本设备渠道的评价", {path: [f"须为 {own[0]}"]})
+        _set(arguments, path, own[0])
+    elif given in DEVICE_CHANNELS.values():
+        raise Forbidden("只有对应的评价设备才能提交该渠道的评价", {path: ["须由该设备提交"]})
 
 
 def _own_actor(path: str, principal: Principal, arguments: dict[str, Any]) -> None:

@@ -44,6 +44,7 @@ ACCESS: dict[str, Rule] = {
     "close_window": at_window(),
     "close_day": rule("manager", OPERATOR, actor="by"),
     # the call board (叫号屏) and the hall's state
-    "windows": rule(*READERS),
+    # the rating pad (评价器) shows who serves at its window (staff ids, no citizen data)
+    "windows": rule(*READERS, "pad"),
     "board": rule(*READERS, "service:gateway"),  # the gateway relays it to boards
 }

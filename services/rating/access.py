@@ -23,6 +23,7 @@ ACCESS: dict[str, Rule] = {
         OPERATOR,
         actor="evaluation.entered_by",
         window="evaluation.window",
+        channel="evaluation.channel",
     ),
     "pending_for_window": rule("pad", "clerk", "manager", OPERATOR, window="window"),
     "get_evaluation": rule(*HANDLERS),

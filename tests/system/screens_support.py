@@ -5,6 +5,7 @@ services a page needs, on RabbitMQ), paired devices and signed-in staff."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,7 +129,7 @@ def signed_in(
     context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
     page = context.new_page()
     page.goto(f"{site.url}{path}")
-    page.wait_for_url("**/login?next=*")
+    page.wait_for_url(re.compile(r"/login\?next="))
     page.fill("input[name=staff_id]", staff_id)
     page.fill("input[name=password]", PASSWORD)
     if window:

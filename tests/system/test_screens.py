@@ -21,12 +21,14 @@ from playwright.sync_api import Browser, Page
 
 from tests.conftest import VhostFactory, wait_for
 from tests.system.screens_support import (
+    PASSWORD,
     PRINT_SPY,
     VOICE_SPY,
     Site,
     chromium,
     paired,
     screenshot,
+    signed_in,
     site_of,
 )
 
@@ -194,3 +196,46 @@ def test_the_kiosk_issues_a_green_channel_ticket_and_prints_its_slip(
     page.wait_for_selector("#message:not(:empty)")
     assert re.search(r"[\u4e00-\u9fff]", page.inner_text("#message"))
     page.close()
+
+
+def test_staff_pages_send_to_sign_in_and_back_and_refuse_the_wrong_role(
+    browser: Browser, site: Site
+) -> None:
+    site.add_staff("S1", ["clerk"], ["1"])
+    site.add_staff("K9", ["clerk"], ["9"])
+    # an attacker's link: after signing in, the browser must not go to another host
+    evil = requests.get(f"{site.url}/login?next=//evil.example/window", timeout=5)
+    assert "evil.example" not in evil.text
+    page = signed_in(browser, site, "/window", "S1", "1")
+    assert page.inner_text("#staff-window") == "1 号窗口"
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    csrf = page.locator("meta[name=csrf]").get_attribute("content")
+    assert csrf
+    assert len(csrf) >= 32
+    # a manager's page for a clerk: a 403 page in Chinese, not the console
+    denied = page.goto(f"{site.url}/manage")
+    assert denied is not None
+    assert denied.status == 403
+    assert "无权访问" in page.inner_text("h1")
+    page.goto(f"{site.url}/window")
+    # the operator disables the account: the session ends, the next page load asks again
+    with site.rpc() as rpc:
+        rpc.gateway.disable_staff("S1")
+    page.goto(f"{site.url}/window")
+    page.wait_for_url(re.compile(r"/login\?next=%2Fwindow&expired=1"))
+    assert "登录已过期" in page.inner_text("#reason")
+    # a wrong password: the same words as an unknown account, shown on the form
+    page.fill("input[name=staff_id]", "K9")
+    page.fill("input[name=password]", "not-the-password")
+    page.fill("input[name=window]", "9")
+    page.click("#login button")
+    page.wait_for_selector("#login .error:not(:empty)")
+    assert page.inner_text("#login .error") == "账号或密码不正确"
+    # a clerk signing in at a window that is not theirs is refused by the gateway
+    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=window]", "2")
+    page.click("#login button")
+    page.wait_for_selector("#login .error:not(:empty):not(:text-is('账号或密码不正确'))")
+    assert re.search(r"[\u4e00-\u9fff]", page.inner_text("#login .error"))
+    assert "/login" in page.url
+    page.context.close()

@@ -95,7 +95,7 @@ EXPECTED: dict[str, dict[str, str]] = {
             ["sign_in", "sign_out", "open_window", "pause_window", "close_window"], "CMO"
         ),
         "close_day": "MO",
-        "windows": "CMSKBO",
+        "windows": "CMSKBPO",
         "board": "CMSKBOG",
     },
     "rating": {
@@ -271,6 +271,23 @@ def test_a_pad_rates_only_for_its_own_window() -> None:
     entered = {"evaluation": {"level": "5", "entered_by": "s-1"}}
     with pytest.raises(Forbidden):  # a device names no person as the one who entered it
         authorise(RatingService.access, "submit_evaluation", pad, entered)
+
+
+def test_a_rating_channel_is_the_devices_own_and_nobody_claims_a_devices_channel() -> None:
+    as_pad: dict[str, Any] = {"evaluation": {"level": "5"}}
+    authorise(RatingService.access, "submit_evaluation", CALLERS["P"], as_pad)
+    assert as_pad["evaluation"]["channel"] == "pad"  # filled in from the device
+    as_kiosk: dict[str, Any] = {"evaluation": {"level": "5"}}
+    authorise(RatingService.access, "submit_evaluation", CALLERS["K"], as_kiosk)
+    assert as_kiosk["evaluation"]["channel"] == "self_service"
+    for caller in ("K", "C"):  # a kiosk or a clerk passing a rating off as the pad's
+        forged = {"evaluation": {"level": "5", "channel": "pad"}}
+        with pytest.raises(Forbidden) as caught:
+            authorise(RatingService.access, "submit_evaluation", CALLERS[caller], forged)
+        assert "evaluation.channel" in caught.value.fields
+    paper: dict[str, Any] = {"evaluation": {"level": "5", "channel": "paper"}}
+    authorise(RatingService.access, "submit_evaluation", CALLERS["C"], paper)
+    assert paper["evaluation"]["channel"] == "paper"
 
 
 def test_an_approver_must_be_the_manager_making_the_call() -> None:
