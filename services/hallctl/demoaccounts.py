@@ -19,6 +19,16 @@ ROLES_AT = {
     "town": ("clerk", "manager", "supervisor"),
     "village": ("clerk", "manager"),
 }
+# Every screen a site's gateway serves (docs/screens.md): the devices pair with a one-time
+# code that a manager makes on 大厅管理 (or ``hallctl`` through gateway.create_pairing).
+SCREENS = (
+    ("工作人员登录", "/login"),
+    ("窗口叫号", "/window"),
+    ("大厅管理", "/manage"),
+    ("取号机", "/kiosk"),
+    ("叫号屏", "/board"),
+    ("评价器", "/pad"),
+)
 NAMES = {
     "clerk": "演示窗口人员",
     "manager": "演示大厅负责人",
@@ -63,3 +73,5 @@ def create(layout: Layout, cluster_of: Any) -> None:
             f"{'、'.join(f'{r}-{site.code}' for r in ROLES_AT[site.tier])}（密码见 {path}）",
             flush=True,
         )
+        for title, route in SCREENS:
+            print(f"    {title}  http://127.0.0.1:{port}{route}", flush=True)

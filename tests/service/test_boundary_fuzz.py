@@ -9,7 +9,8 @@ Each service runs at its own site (own vhost, own data directory), started once 
 RPCs; sync's site also runs matters, rating and queue, and registers a child key, so a
 signed ``sync.ingest`` gets past the signature check.
 
-``HALL_FUZZ_EXAMPLES`` sets the examples per RPC (200 by default, e.g. 2000 for a long run);
+``HALL_FUZZ_EXAMPLES`` sets the examples per RPC (80 by default, to keep the whole suite near
+15 minutes on 2 cores; e.g. 2000 for a long run);
 ``HALL_FUZZ_RANDOM=1`` draws new examples instead of the fixed (derandomized) CI ones;
 ``HALL_FUZZ_REPORT=<file>`` appends every failure there as a JSON line and lets the run go
 on, to list all of them instead of the first one per RPC; ``HALL_FUZZ_ONLY=<rpc>`` fuzzes
@@ -49,7 +50,7 @@ from tests.service.helpers import SEED, resident_id
 
 pytestmark = pytest.mark.service
 
-EXAMPLES = int(os.environ.get("HALL_FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("HALL_FUZZ_EXAMPLES", "80"))
 RANDOM = os.environ.get("HALL_FUZZ_RANDOM", "") == "1"
 REPORT = os.environ.get("HALL_FUZZ_REPORT", "")
 CALL_TIMEOUT = 10.0  # seconds; a call that takes longer is a failure (a stalled entrypoint)
