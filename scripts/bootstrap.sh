@@ -16,6 +16,7 @@ if [ "${1:-}" = "--test" ]; then
   # and promtool check the shipped alert rules against a real Prometheus.
   command -v chromium >/dev/null || need_apt+=(chromium)
   command -v promtool >/dev/null || need_apt+=(prometheus)
+  command -v node >/dev/null || need_apt+=(nodejs)  # only to check the pages' scripts parse
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> apt-get install ${need_apt[*]}"

@@ -6,6 +6,8 @@ scripts/bootstrap.sh --test
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "==> the pages' scripts parse"
+for script in services/gateway/web/*.js; do node --check "$script"; done
 echo "==> mypy"
 .venv/bin/mypy
 # Three runs: service tests patch the process with eventlet (Nameko containers in-process),

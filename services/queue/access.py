@@ -21,6 +21,7 @@ ACCESS: dict[str, Rule] = {
     "take_ticket": rule("kiosk", *STAFF),
     "ticket": rule(*READERS, "service:gateway"),  # the ticket's mobile page
     "ticket_history": rule(*STAFF, "supervisor"),
+    "today_figures": rule(*STAFF, "supervisor"),
     "slots": rule(PUBLIC),
     "book": rule("kiosk", *STAFF),
     "booking": rule("kiosk", *STAFF),

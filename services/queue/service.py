@@ -72,6 +72,11 @@ class QueueService(base.SiteService, base.InvitationSource):
         return self.app.ticket_history(ticket_id)
 
     @rpc
+    def today_figures(self) -> list[dict[str, Any]]:
+        """Today's figures per category, current to the last action (每日数据)."""
+        return self.app.today_figures()
+
+    @rpc
     def call_next(self, window: str, staff_id: str | None = None) -> dict[str, Any] | None:
         """The next ticket for ``window`` by the calling rule, or None when nobody waits."""
         return self.app.call_next(window, staff_id)

@@ -27,6 +27,7 @@ from tests.system.test_replicas import (
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
+WAIT_MS = 20000  # other browsers may share this 2-core machine: waits are generous
 PASSWORD = "测试口令-Window-2026"  # noqa: S105 - a test account's password
 # A Mandarin voice that records what it is asked to say (headless Chromium has none).
 VOICE_SPY = """
@@ -129,13 +130,13 @@ def signed_in(
     context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
     page = context.new_page()
     page.goto(f"{site.url}{path}")
-    page.wait_for_url(re.compile(r"/login\?next="))
+    page.wait_for_url(re.compile(r"/login\?next="), timeout=WAIT_MS)
     page.fill("input[name=staff_id]", staff_id)
     page.fill("input[name=password]", PASSWORD)
     if window:
         page.fill("input[name=window]", window)
     page.click("#login button")
-    page.wait_for_url(f"**{path}")
+    page.wait_for_url(re.compile(re.escape(path) + r"$"), timeout=WAIT_MS)
     return page
 
 

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, Request, Route
 
 from services.common.errors import NotFound
 from tests.conftest import VhostFactory, wait_for
-from tests.system.screens_support import Site, chromium, paired, screenshot, site_of
+from tests.system.screens_support import Site, paired, screenshot, site_of
 
 pytestmark = pytest.mark.system
 
@@ -39,12 +39,6 @@ def site(vhost_factory: VhostFactory, tmp_path_factory: pytest.TempPathFactory) 
             for n in ("1", "2", "3", "4", "5", "6"):
                 rpc.queue.open_window(n, f"S{n}")
         yield site
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 def served(site: Site, window: str) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from tests.system.screens_support import (
     PRINT_SPY,
     VOICE_SPY,
     Site,
-    chromium,
     paired,
     screenshot,
     signed_in,
@@ -43,12 +42,6 @@ def site(vhost_factory: VhostFactory, tmp_path_factory: pytest.TempPathFactory) 
             for n in ("1", "2", "3", "4"):
                 rpc.queue.open_window(n, f"S{n}")
         yield site
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 def paired_board(browser: Browser, site: Site, spy: bool) -> Page:

@@ -84,6 +84,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "take_ticket": "CMKO",
         "ticket": "CMSKBOG",
         "ticket_history": "CMSO",
+        "today_figures": "CMSO",
         "slots": ALL,
         "book": "CMKO",
         "booking": "CMKO",

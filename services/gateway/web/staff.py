@@ -61,7 +61,8 @@ class StaffPages:
         except Unauthenticated:
             who = None
         if who is None:
-            target = f"/login?next={quote(request.path, safe='')}" + ("&expired=1" if secret else "")
+            expired = "&expired=1" if secret else ""
+            target = f"/login?next={quote(request.path, safe='')}{expired}"
             return Response(status=303, headers={**SECURE_HEADERS, "Location": target})
         if not who.roles & roles:
             answer = page("denied", site_name=html.escape(self.app.site_name))

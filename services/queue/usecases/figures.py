@@ -66,6 +66,14 @@ class Figures(QueueBase):
                 ).set(share)
         return published
 
+    def today_figures(self) -> list[dict[str, Any]]:
+        """Today's figures per category as they stand now (the counts in memory flushed
+        first), for the hall's manager: issued, served, no-shows, waits, the share called
+        within the waiting target."""
+        self.flush_stats()
+        found = self.repo.day_stats.find({"date": self._today()})
+        return [dict(domain.figures(s)) for s in sorted(found, key=lambda s: s["category"])]
+
     def recount(self, day: date) -> None:
         """The day's stats recounted from its tickets (day close repairs any drift)."""
         setup, _ = self.setup()
