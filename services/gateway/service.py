@@ -35,7 +35,7 @@ from services.gateway.web import manage, pad, screens, window
 from services.gateway.web.staff import COOKIE
 
 log = logging.getLogger(__name__)
-FOLLOW_SECONDS = 0.25  # how stale the board a screen shows may be, at most
+FOLLOW_SECONDS = 0.1  # how stale the board a screen shows may be, at most (10 reads a second)
 FOLLOW_TIMEOUT_SECONDS = 5
 OPERATOR = "operator:hallctl"
 
