@@ -77,6 +77,11 @@ class QueueService(base.SiteService, base.InvitationSource):
         return self.app.today_figures()
 
     @rpc
+    def window_today(self, window: str) -> dict[str, Any]:
+        """Today's counts of one window: called, completed, no-shows."""
+        return self.app.window_today(window)
+
+    @rpc
     def call_next(self, window: str, staff_id: str | None = None) -> dict[str, Any] | None:
         """The next ticket for ``window`` by the calling rule, or None when nobody waits."""
         return self.app.call_next(window, staff_id)

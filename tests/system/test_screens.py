@@ -149,6 +149,7 @@ def test_the_kiosk_issues_a_green_channel_ticket_and_prints_its_slip(
     page = paired(browser, site, "kiosk", (1080, 1920), PRINT_SPY)
     first = page.locator("#categories button").first
     first.wait_for()
+    screenshot(page, "kiosk")
     assert "等候" in first.inner_text()
     assert "分钟" in first.inner_text() or "无需等候" in first.inner_text()
     box = first.bounding_box()

@@ -85,6 +85,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "ticket": "CMSKBOG",
         "ticket_history": "CMSO",
         "today_figures": "CMSO",
+        "window_today": "CMSO",
         "slots": ALL,
         "book": "CMKO",
         "booking": "CMKO",

@@ -74,6 +74,19 @@ class Figures(QueueBase):
         found = self.repo.day_stats.find({"date": self._today()})
         return [dict(domain.figures(s)) for s in sorted(found, key=lambda s: s["category"])]
 
+    def window_today(self, window: str) -> dict[str, Any]:
+        """Today's tickets of one window (本窗口今日), counted from the tickets themselves:
+        called there (whatever became of them), completed, no-shows."""
+        found = self.repo.tickets.find({"date": self._today(), "window": str(window)[:20]})
+        states = [t["state"] for t in found]
+        return {
+            "window": str(window)[:20],
+            "date": self._today(),
+            "called": len(states),
+            "completed": states.count("completed"),
+            "no_show": states.count("no_show"),
+        }
+
     def recount(self, day: date) -> None:
         """The day's stats recounted from its tickets (day close repairs any drift)."""
         setup, _ = self.setup()

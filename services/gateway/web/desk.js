@@ -1,0 +1,214 @@
+// The window's work area: the matter guide look-up (事项指南, public catalog calls) and the
+// application desk (受理登记) for the citizen at the window. A submission ends in one of
+// three documents, each printable alone (window.css, @media print): the 受理凭证, the
+// 一次性告知单 listing every missing material, or the 不予受理通知书. The applicant's name
+// and ID number travel only in the JSON body of the bridged call: never in a URL, never
+// logged, and cleared from the form once submitted.
+"use strict";
+(() => {
+  const { el, h, call } = Win;
+  const WINDOW = document.body.dataset.window;
+  const STAFF = document.body.dataset.staff;
+  const SITE = document.body.dataset.site;
+  const CLERK = el("staff-name") ? el("staff-name").textContent : STAFF; // as printed
+  // how the ticket at the window ends when its citizen's application went this way
+  const OUTCOME = { accepted: "accepted", completed: "done", supplement_required: "consulted",
+    not_accepted: "not_accepted" };
+  const byTicket = new Map(); // ticket id -> the application submitted for its citizen
+  let matter = null; // the matter chosen for the desk
+
+  // --- tabs -----------------------------------------------------------------------------------
+
+  function show(tab) {
+    for (const name of ["guide", "desk"]) {
+      const chosen = name === tab;
+      el("tab-" + name).setAttribute("aria-selected", String(chosen));
+      el(name + "-panel").hidden = !chosen;
+    }
+  }
+  el("tab-guide").onclick = () => show("guide");
+  el("tab-desk").onclick = () => show("desk");
+
+  // --- the guide ------------------------------------------------------------------------------
+
+  el("search").onsubmit = async (event) => {
+    event.preventDefault();
+    el("search-note").textContent = "查询中…";
+    try {
+      const found = await call("matters", "search_matters", { q: el("q").value.trim(), limit: 10 });
+      el("search-note").textContent = "共 " + found.total + " 项" + (found.total > 10 ? "，显示前 10 项" : "");
+      el("results").replaceChildren(...found.items.map(result));
+    } catch (error) {
+      el("search-note").textContent = error.message;
+    }
+  };
+
+  function result(item) {
+    const button = h("button", { type: "button", className: "plain" },
+      h("b", { textContent: item.name }),
+      h("span", { className: "small", textContent: " " + (item.department || "") + " · 承诺 " +
+        item.promised_limit_days + " 个工作日" }));
+    button.onclick = () => openGuide(item.code);
+    return h("li", {}, button);
+  }
+
+  async function openGuide(code) {
+    try {
+      guide(await call("matters", "get_matter", { code }));
+    } catch (error) {
+      el("search-note").textContent = error.message;
+    }
+  }
+
+  function guide(m) {
+    const rows = (m.materials || []).map((x) => h("tr", {},
+      h("td", { textContent: x.name }), h("td", { textContent: x.required ? "必需" : "非必需" }),
+      h("td", { textContent: "原件 " + (x.originals || 0) + " / 复印件 " + (x.copies || 0) }),
+      h("td", { textContent: x.acceptance_standard || "" })));
+    const limits = "法定时限 " + m.legal_limit_days + " 个工作日；承诺时限 " +
+      m.promised_limit_days + " 个工作日（" + (m.case_type_name || "") + "）";
+    const take = h("button", { type: "button", className: "take", textContent: "按此事项受理" });
+    take.onclick = () => choose(m);
+    el("guide").replaceChildren(
+      h("h3", { textContent: m.name }),
+      h("p", { className: "small", textContent: "事项编码 " + m.code + " · " +
+        ((m.agency || {}).name || "") }),
+      h("p", { className: "limits", textContent: limits }),
+      take,
+      h("h4", { textContent: "受理条件" }),
+      h("ul", {}, ...(m.conditions || []).map((c) => h("li", { textContent: c }))),
+      h("h4", { textContent: "申请材料" }),
+      h("table", {}, h("thead", {}, h("tr", {}, ...["材料", "要求", "份数", "受理标准"]
+        .map((t) => h("th", { textContent: t })))), h("tbody", {}, ...rows)));
+    el("guide").hidden = false;
+  }
+
+  // --- the desk -------------------------------------------------------------------------------
+
+  function choose(m) {
+    matter = m;
+    el("desk-matter").textContent = "办理事项：" + m.name + "（" + m.code + "）";
+    el("materials").replaceChildren(...(m.materials || []).map(materialRow));
+    el("desk-submit").disabled = false;
+    el("desk-error").textContent = "";
+    show("desk");
+    el("applicant-name").focus();
+  }
+
+  function materialRow(x) {
+    const given = h("input", { type: "checkbox", className: "given" });
+    const quality = h("select", { className: "quality" },
+      h("option", { value: "ok", textContent: "合格" }),
+      h("option", { value: "problem", textContent: "有问题" }));
+    const problem = h("input", { className: "problem", maxLength: 200, placeholder: "问题说明" });
+    problem.hidden = true;
+    quality.onchange = () => { problem.hidden = quality.value !== "problem"; };
+    const row = h("li", {}, h("label", {}, given, " " + x.name + (x.required ? "（必需）" : "")),
+      quality, problem);
+    row.dataset.name = x.name;
+    return row;
+  }
+
+  el("refuse").onchange = () => {
+    el("refusal").hidden = !el("refuse").checked;
+    el("desk-submit").textContent = el("refuse").checked ? "出具不予受理通知书" : "提交";
+  };
+
+  function application() {
+    const materials = [...el("materials").children]
+      .filter((row) => row.querySelector(".given").checked)
+      .map((row) => {
+        const valid = row.querySelector(".quality").value === "ok";
+        const problem = row.querySelector(".problem").value.trim();
+        return valid ? { name: row.dataset.name, valid }
+          : { name: row.dataset.name, valid, problem: problem || null };
+      });
+    const phone = el("applicant-phone").value.trim();
+    const refusal = el("refuse").checked ? { reason: el("refusal-reason").value.trim(),
+      basis: el("refusal-basis").value.trim() } : null;
+    return { matter_code: matter.code, channel: "window", window: WINDOW, staff_id: STAFF,
+      applicant: { kind: el("applicant-kind").value, name: el("applicant-name").value.trim(),
+        id_number: el("applicant-id").value.trim(), phone: phone || null },
+      materials, refusal };
+  }
+
+  el("desk").onsubmit = async (event) => {
+    event.preventDefault();
+    if (!matter) return;
+    el("desk-error").textContent = "";
+    el("desk-submit").disabled = true;
+    try {
+      const done = await call("matters", "submit_application", { application: application() });
+      const ticket = Win.current && Win.current();
+      if (ticket) byTicket.set(ticket.id, { id: done.id, matter_code: done.matter_code,
+        outcome: OUTCOME[done.state] || "done" });
+      clearApplicant();
+      notice(done);
+    } catch (error) {
+      el("desk-error").textContent = refusalText(error);
+    } finally {
+      el("desk-submit").disabled = false;
+    }
+  };
+
+  // The service's message with the fields it names ("applicant.id_number: 校验位不正确").
+  function refusalText(error) {
+    const fields = Object.values(error.fields || {}).flat().filter((x) => typeof x === "string");
+    return fields.length ? error.message + "：" + fields.join("；") : error.message;
+  }
+
+  function clearApplicant() {
+    for (const id of ["applicant-name", "applicant-id", "applicant-phone", "refusal-reason",
+      "refusal-basis"]) el(id).value = "";
+  }
+
+  // --- the documents --------------------------------------------------------------------------
+
+  function notice(app) {
+    const common = { site: SITE, matter: app.matter_name, applicant: app.applicant.name,
+      window: WINDOW + " 号窗口", staff: CLERK };
+    let filled;
+    if (app.refusal) {
+      filled = fill("tpl-refused", { ...common, number: app.number,
+        issued: day(app.refusal.issued_at), reason: app.refusal.reason, basis: app.refusal.basis });
+    } else if (app.supplement_notice) {
+      const n = app.supplement_notice;
+      filled = fill("tpl-supplement", { ...common, number: n.number, issued: day(n.issued_at),
+        items: n.items.map((i) => i.name + "（" + i.problem + "）") });
+    } else {
+      const r = app.receipt;
+      filled = fill("tpl-accepted", { ...common, number: r.number, id_masked: app.applicant.id_masked,
+        case_type: r.case_type_name, accepted_on: r.accepted_on, due_date: r.due_date,
+        limit: r.promised_limit_days + " 个工作日", items: r.materials_received });
+    }
+    el("notice-body").replaceChildren(filled);
+    el("notice").hidden = false;
+    el("notice-print").focus();
+  }
+
+  function fill(id, values) {
+    const doc = el(id).content.cloneNode(true);
+    for (const field of doc.querySelectorAll("[data-f]")) {
+      field.textContent = values[field.dataset.f] ?? "";
+    }
+    for (const list of doc.querySelectorAll("[data-list]")) {
+      list.replaceChildren(...(values[list.dataset.list] || [])
+        .map((text) => h("li", { textContent: text })));
+    }
+    return doc;
+  }
+
+  const day = (moment) => (moment ? new Date(moment).toLocaleDateString("zh-CN") : "");
+
+  function closeNotice() {
+    el("notice").hidden = true;
+    el("desk-submit").focus();
+  }
+  el("notice-print").onclick = () => window.print();
+  el("notice-close").onclick = closeNotice;
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !el("notice").hidden) closeNotice();
+  });
+
+  Win.desk = { applicationFor: (ticketId) => byTicket.get(ticketId) };
+})();
