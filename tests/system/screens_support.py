@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import VhostFactory
@@ -60,6 +61,13 @@ class Site:
     def pairing_code(self, role: str, window: str | None = None) -> str:
         with self.rpc() as rpc:
             return str(rpc.gateway.create_pairing(role, window)["code"])
+
+    def device_headers(self, role: str, window: str | None = None) -> dict[str, str]:
+        """The Authorization header of a new device of ``role``, paired over HTTP."""
+        code = self.pairing_code(role, window)
+        answer = requests.post(f"{self.url}/pair", json={"code": code, "name": role}, timeout=10)
+        answer.raise_for_status()
+        return {"Authorization": f"Bearer {answer.json()['token']}"}
 
     def add_staff(self, staff_id: str, roles: list[str], windows: list[str]) -> None:
         account = {

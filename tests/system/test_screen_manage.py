@@ -310,9 +310,7 @@ def test_the_console_refuses_a_clerk_a_device_no_csrf_and_no_session(
         answer = requests.post(f"{site.url}{route}", json={"role": "kiosk"}, timeout=10)
         assert answer.status_code == 401  # no session
 
-    code = site.pairing_code("kiosk")
-    kiosk = requests.post(f"{site.url}/pair", json={"code": code, "name": "取号机"}, timeout=10)
-    token = {"Authorization": f"Bearer {kiosk.json()['token']}"}
+    token = site.device_headers("kiosk")
     for route in ("/manage/pairing", "/manage/devices", "/manage/staff"):
         answer = requests.post(
             f"{site.url}{route}", json={"role": "kiosk"}, headers=token, timeout=10

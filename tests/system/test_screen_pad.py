@@ -62,9 +62,7 @@ def evaluation_id(ticket: dict[str, Any], sequence: int = 1) -> str:
 
 
 def token(site: Site, role: str, window: str | None = None) -> dict[str, str]:
-    code = site.pairing_code(role, window)
-    answer = requests.post(f"{site.url}/pair", json={"code": code, "name": role}, timeout=5)
-    return {"Authorization": f"Bearer {answer.json()['token']}"}
+    return site.device_headers(role, window)
 
 
 def bridged(site: Site, headers: dict[str, str], method: str, *args: Any) -> requests.Response:

@@ -106,12 +106,7 @@ def test_whoever_is_not_a_signed_in_clerk_or_manager_is_refused(site: Site) -> N
     bare = requests.get(f"{site.url}/window", allow_redirects=False, timeout=5)
     assert bare.status_code == 303
     assert bare.headers["Location"] == "/login?next=%2Fwindow"
-    pad = requests.post(
-        f"{site.url}/pair",
-        json={"code": site.pairing_code("pad", "1"), "name": "评价器"},
-        timeout=5,
-    ).json()["token"]
-    as_pad = {"Authorization": f"Bearer {pad}"}
+    as_pad = site.device_headers("pad", "1")
     # a device token is no session: the console is not served to it
     shell = requests.get(f"{site.url}/window", headers=as_pad, allow_redirects=False, timeout=5)
     assert shell.status_code == 303
@@ -351,7 +346,7 @@ def test_an_ended_session_sends_the_next_action_to_sign_in(browser: Browser, sit
     with site.rpc() as rpc:
         rpc.gateway.disable_staff("S3")
     page.keyboard.press("F9")
-    page.wait_for_url("**/login?expired=1&next=%2Fwindow")
+    page.wait_for_url(re.compile(r"/login\?next=%2Fwindow&expired=1$"))
     page.context.close()
 
 

@@ -39,7 +39,7 @@
     el("waiting").replaceChildren(...board.waiting.map((w) =>
       item("category", [["name", w.name], ["count", "等候 " + w.waiting + " 人"]])));
   }
-  const STATES = { open: "办理中", paused: "暂停服务", closed: "未开放", serving: "办理中" };
+  const STATES = { open: "开放", paused: "暂停服务", closed: "未开放", serving: "办理中" };
 
   function announceNew(board) {
     const now = Date.parse(board.updated_at);

@@ -15,7 +15,7 @@ const Staff = (() => {
   }
 
   function signInAgain() {
-    location.assign("/login?expired=1&next=" + encodeURIComponent(location.pathname));
+    location.assign("/login?next=" + encodeURIComponent(location.pathname) + "&expired=1");
   }
 
   async function post(url, body) {
