@@ -29,16 +29,15 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import requests
 from playwright.sync_api import Browser, Page
 
-from bench.support import percentile, rabbitmqctl
+from bench.support import percentile, vhosts
 from services.gateway.adapters.boardfeed import STREAM_TICK_S
 from services.gateway.service import FOLLOW_SECONDS
 from tests.system.screens_support import Site, chromium, paired, site_of
@@ -65,26 +64,6 @@ new MutationObserver(() => {
 }).observe(document, { childList: true, subtree: true, characterData: true });
 """
 Samples = list[float]  # seconds
-
-
-@contextmanager
-def vhosts() -> Iterator[Callable[[str], str]]:
-    """Make vhosts that guest has full rights on (as tests/conftest.py's ``vhost_factory``);
-    delete them at the end."""
-    created: list[str] = []
-
-    def make(label: str) -> str:
-        name = f"bench-{label}-{uuid.uuid4().hex[:8]}"
-        rabbitmqctl("add_vhost", name)
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        created.append(name)
-        return name
-
-    try:
-        yield make
-    finally:
-        for name in created:
-            rabbitmqctl("delete_vhost", name)
 
 
 def timed(call: Callable[[], Any], times: int) -> Samples:
@@ -388,7 +367,7 @@ def main() -> int:
     started = time.monotonic()
     try:
         print(f"starting queue and gateway (logs in {tmp}) …", flush=True)
-        with vhosts() as make, site_of(make, tmp, ("queue",)) as site:
+        with vhosts("bench") as make, site_of(make, tmp, ("queue",)) as site:
             measure(args, site)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

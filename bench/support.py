@@ -13,7 +13,9 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,26 @@ def rabbitmqctl(*args: str) -> None:
     if not ctl:
         raise RuntimeError("rabbitmqctl is required: run scripts/bootstrap.sh")
     subprocess.run([ctl, "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@contextmanager
+def vhosts(prefix: str) -> Iterator[Callable[[str], str]]:
+    """``make(label)``: a new vhost ``<prefix>-<label>-<random>`` that guest has full
+    rights on; every one made is deleted at the end."""
+    created: list[str] = []
+
+    def make(label: str) -> str:
+        name = f"{prefix}-{label}-{uuid.uuid4().hex[:8]}"
+        rabbitmqctl("add_vhost", name)
+        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        created.append(name)
+        return name
+
+    try:
+        yield make
+    finally:
+        for name in created:
+            rabbitmqctl("delete_vhost", name)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> None:

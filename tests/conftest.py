@@ -17,6 +17,7 @@ import pytest
 from bench.support import free_block as free_block
 from bench.support import free_port as free_port
 from bench.support import rabbitmqctl as rabbitmqctl
+from bench.support import vhosts
 
 # Imported inside the fixtures: service tests must patch with eventlet (tests/service/
 # conftest.py) before nameko, kombu or pymongo are imported, and this file loads first.
@@ -37,18 +38,8 @@ VhostFactory = Callable[[str], str]
 @pytest.fixture(scope="module")
 def vhost_factory() -> Iterator[VhostFactory]:
     """Create vhosts (guest has full rights) and delete them after the module."""
-    created: list[str] = []
-
-    def make(label: str) -> str:
-        name = f"test-{label}-{uuid.uuid4().hex[:8]}"
-        rabbitmqctl("add_vhost", name)
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        created.append(name)
-        return name
-
-    yield make
-    for name in created:
-        rabbitmqctl("delete_vhost", name)
+    with vhosts("test") as make:
+        yield make
 
 
 def amqp_uri(vhost: str) -> str:
