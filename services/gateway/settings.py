@@ -16,6 +16,8 @@ optional)::
       voice_command: espeak-ng     # renders a call to WAV when the browser has no voice
       voice_name: cmn              # espeak-ng's Mandarin voice
       kiosk_idle_seconds: 30       # the kiosk goes back to its start screen after this
+      pad_idle_seconds: 60         # a rating screen nobody touches this long is left unrated
+      pad_thanks_seconds: 5        # how long the pad says thank you
       public_url: ""               # printed in tickets' QR codes, e.g. http://10.1.2.3:8004
 """
 
@@ -48,6 +50,8 @@ class GatewaySettings:
     voice_command: str = "espeak-ng"
     voice_name: str = "cmn"
     kiosk_idle_seconds: int = 30
+    pad_idle_seconds: int = 60
+    pad_thanks_seconds: int = 5
     public_url: str = ""
 
     @classmethod

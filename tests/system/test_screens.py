@@ -170,6 +170,7 @@ def test_the_kiosk_issues_a_green_channel_ticket_and_prints_its_slip(
     mobile.goto(link)
     assert mobile.inner_text(".number") == number
     assert "您前面还有" in mobile.inner_text(".where")
+    screenshot(mobile, "ticket")
     token = link.rsplit("/", 1)[1]
     forged = token[:-1] + ("0" if token[-1] != "0" else "1")
     assert requests.get(f"{site.url}/m/t/{forged}", timeout=5).status_code == 404
@@ -216,6 +217,7 @@ def test_staff_pages_send_to_sign_in_and_back_and_refuse_the_wrong_role(
     page.click("#login button")
     page.wait_for_selector("#login .error:not(:empty)")
     assert page.inner_text("#login .error") == "账号或密码不正确"
+    screenshot(page, "login")
     # a clerk signing in at a window that is not theirs is refused by the gateway
     page.fill("input[name=password]", PASSWORD)
     page.fill("input[name=window]", "2")

@@ -6,8 +6,10 @@
 "use strict";
 (() => {
   const POLL_MS = 1500;
-  const THANKS_MS = 5000;
-  const IDLE_MS = 60000;  // a rating screen nobody touches this long is left unrated
+  // GATEWAY.pad_thanks_seconds and pad_idle_seconds: a rating screen nobody touches this
+  // long is left unrated
+  const THANKS_MS = Number(document.body.dataset.thanks) * 1000;
+  const IDLE_MS = Number(document.body.dataset.idle) * 1000;
   const RETRY_MS = [500, 1500, 3000];  // waits before re-sending when no reply came back
   const KEY = "hall.pad.request";  // {invitation, request}: survives a reload mid-retry
   // rating's Level codes (services/rating/domain/scale.py), best first

@@ -16,4 +16,11 @@ class Pad:
 
     @base.api("GET", "/pad", exposed=True)
     def pad_page(self, request: Request) -> Response:
-        return device_page("pad", "评价器", site_name=html.escape(self.app.site_name))
+        settings = self.app.settings
+        return device_page(
+            "pad",
+            "评价器",
+            site_name=html.escape(self.app.site_name),
+            idle=str(settings.pad_idle_seconds),
+            thanks=str(settings.pad_thanks_seconds),
+        )
