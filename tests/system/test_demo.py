@@ -134,5 +134,9 @@ def running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # a zombie (exited, not yet reaped by init) no longer runs
-    return "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    # a zombie (exited, not yet reaped by init) no longer runs; nor one reaped meanwhile
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return "Z" not in stat.rsplit(")", 1)[1].split()[0]
