@@ -36,6 +36,20 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
   rabbitmqctl -q await_startup --timeout 120
 fi
 
+# The tests make and drop a vhost per site: the management API does it in milliseconds,
+# where each rabbitmqctl call starts an Erlang VM (about 0.8 s). Loopback only, now and
+# after a broker restart (the config line).
+if [ "${1:-}" = "--test" ] && ! rabbitmq-plugins -q is_enabled rabbitmq_management >/dev/null 2>&1; then
+  echo "==> RabbitMQ management API, on 127.0.0.1 (for the tests)"
+  mkdir -p /etc/rabbitmq
+  grep -qs '^management.tcp.ip' /etc/rabbitmq/rabbitmq.conf \
+    || echo 'management.tcp.ip = 127.0.0.1' >> /etc/rabbitmq/rabbitmq.conf
+  rabbitmqctl -q eval \
+    'application:set_env(rabbitmq_management, tcp_config, [{ip, "127.0.0.1"}, {port, 15672}]).' \
+    >/dev/null
+  rabbitmq-plugins -q enable rabbitmq_management >/dev/null
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   python3 -m venv .venv

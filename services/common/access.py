@@ -16,7 +16,8 @@ names who may call (``allow``: staff roles, device roles, ``operator``, ``servic
 - ``channel``: the device a rating says it was given on (``evaluation.channel``). A paired
   device gives only its own channel (a pad ``pad``, a kiosk ``self_service``), filled in
   when missing; nobody else may claim a device's channel, so a kiosk cannot pass off a
-  rating as given at a window's pad.
+  rating as given at a window's pad. ``qr_code`` (a citizen's phone) is the gateway's:
+  no person or device may claim it.
 - ``approver``: a second person the call names (a ``not_adopted`` classification's
   approver). Only that person may make the call, and only as a manager.
 - ``audit``: every admitted call is written to the ``hall.audit`` log (who, what; never
@@ -40,6 +41,8 @@ OPERATOR = "operator"
 SERVICE = "service"
 TOKENS = STAFF_ROLES | DEVICE_ROLES | {PUBLIC, UPLINK, OPERATOR, SERVICE}
 DEVICE_CHANNELS = {"pad": "pad", "kiosk": "self_service"}  # a device's own rating channel
+# Channels only their device, or the gateway for a citizen's phone (qr_code), may claim.
+RESERVED_CHANNELS = frozenset({*DEVICE_CHANNELS.values(), "qr_code"})
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ def _own_channel(path: str, principal: Principal, arguments: dict[str, Any]) -> 
         if given not in (None, own[0]):
             raise Forbidden("本设备只能提交本设备渠道的评价", {path: [f"须为 {own[0]}"]})
         _set(arguments, path, own[0])
-    elif given in DEVICE_CHANNELS.values():
+    elif given in RESERVED_CHANNELS:
         raise Forbidden("只有对应的评价设备才能提交该渠道的评价", {path: ["须由该设备提交"]})
 
 

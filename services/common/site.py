@@ -65,6 +65,12 @@ def prefix(code: str) -> str:
     return code[: _SIGNIFICANT_DIGITS[tier_of(code)]]
 
 
+def subtree_range(code: str) -> dict[str, str] | None:
+    """A ``site_code`` range filter for ``code`` and every site below it (None: all)."""
+    shared = prefix(code)
+    return {"$gte": shared, "$lt": shared + ":"} if shared else None  # ':' sorts after '9'
+
+
 def within_subtree(code: str, root: str) -> bool:
     """True when site ``code`` is ``root`` itself or lies below it."""
     return code.startswith(prefix(root))

@@ -66,3 +66,27 @@ class KioskSchema(Arguments):
     def one_request(self, data: dict[str, object], **_: object) -> None:
         if bool(data.get("category")) == bool(data.get("booking")):
             raise ValidationError("请选择业务类别，或输入预约码签到", "category")
+
+
+class CitizenRatingSchema(Arguments):
+    """A citizen's rating from the phone (``/m/r/<token>``): only what a citizen chooses.
+    What is rated comes from the link, the channel is ``qr_code``: a body naming a
+    service, a window, a clerk or a channel is refused, not obeyed."""
+
+    level = text(30, required=True)
+    tags = fields.List(text(20), load_default=list)
+    phone = text(32, load_default=None, allow_none=True)
+    request_id = identifier(64, required=True)
+    text = text(500, load_default=None, allow_none=True, multiline=True)  # last: a field name
+
+
+class ProgressQuerySchema(Arguments):
+    """``/m/a``: the 办件编号 and the last six characters of the applicant's ID number;
+    matters checks their form and the pair."""
+
+    number = text(40, required=True)
+    id_suffix = text(6, required=True)
+
+
+class ReceiptLinkSchema(Arguments):
+    application_id = identifier(80, required=True)

@@ -31,7 +31,7 @@ from services.gateway.app import GatewayApp
 from services.gateway.provider import GatewayProvider
 
 # Mixins by module: `nameko run` takes every class with entrypoints in this namespace.
-from services.gateway.web import manage, pad, screens, window
+from services.gateway.web import citizen, dashboard, manage, pad, public, screens, window
 from services.gateway.web.staff import COOKIE
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ class GatewayService(
     pad.Pad,
     window.WindowConsole,
     manage.ManageConsole,
+    citizen.CitizenPages,
+    public.PublicPages,
+    dashboard.DashboardPages,
     base.SiteService,
 ):
     name = "gateway"

@@ -18,7 +18,9 @@ optional)::
       kiosk_idle_seconds: 30       # the kiosk goes back to its start screen after this
       pad_idle_seconds: 60         # a rating screen nobody touches this long is left unrated
       pad_thanks_seconds: 5        # how long the pad says thank you
+      dashboard_silent_minutes: 60 # a child site not heard from this long is red on /dashboard
       public_url: ""               # printed in tickets' QR codes, e.g. http://10.1.2.3:8004
+      timezone: Asia/Shanghai      # the local months the public report's index lists
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.common.config import ConfigError
 from services.common.site import Tier
@@ -52,7 +55,13 @@ class GatewaySettings:
     kiosk_idle_seconds: int = 30
     pad_idle_seconds: int = 60
     pad_thanks_seconds: int = 5
+    dashboard_silent_minutes: int = 60
     public_url: str = ""
+    timezone: str = "Asia/Shanghai"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @classmethod
     def from_section(
@@ -75,6 +84,8 @@ class GatewaySettings:
             elif key == "public_url":
                 if not isinstance(value, str) or not re.match(r"(https?://[^\s/]+)?\Z", value):
                     _fail(key, "应为 http:// 或 https:// 开头的地址（不带路径），或留空")
+            elif key == "timezone":
+                _check_zone(value)
             elif key in TEXTS:
                 if not isinstance(value, str) or not value.strip() or len(value) > 200:
                     _fail(key, "应为非空文字")
@@ -82,6 +93,13 @@ class GatewaySettings:
                 _fail(key, "应为正整数")
             values[key] = value
         return cls(**values)
+
+
+def _check_zone(value: Any) -> None:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        _fail("timezone", "应为 IANA 时区名，如 Asia/Shanghai")
 
 
 def _fail(key: str, rule: str) -> None:

@@ -1,5 +1,6 @@
 """``hallctl check``: a site end to end, its services' ``/health`` and RPC over its broker
-(``site_info``; at a site with a parent, ``sync.ping_upstream`` and ``sync.check_key``)."""
+(``site_info``; at a site with a parent, ``sync.ping_upstream`` and ``sync.check_key``;
+where ``SYNC.platform`` is set, the 好差评 platform connector's part of ``sync.status``)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ def _rpc_checks(
                 checks.append(_guarded(service, "rpc ping_upstream", _ping_upstream, cluster))
                 key = _guarded(service, "rpc check_key", _key_check, site, upstream, cluster)
                 checks.append(key)
+            if service == "sync" and (config.get("SYNC") or {}).get("platform"):
+                checks.append(_guarded(service, "platform", _platform_check, cluster))
     except Exception as exc:  # noqa: BLE001  (e.g. AccessRefused: reported, checks go on)
         checks.append(Check(service, "rpc", False, f"{type(exc).__name__}: {exc}"[:200]))
     return checks
@@ -89,6 +92,28 @@ KEY_REMEDY = {
     "timeout": "处理：上级站点应答过慢，检查链路与上级负载",
     "unknown_service": "处理：上级站点的 sync 服务未运行",
 }
+
+
+# An evaluation waiting longer than this for the platform fails the check (the alert
+# HallPlatformOldestUnsent fires at the same age).
+PLATFORM_OLDEST_S = 6 * 3600
+
+
+def _platform_check(cluster: Any) -> Check:
+    """The 好差评 platform connector (``sync.status()["platform"]``): failing when its last
+    attempt failed, or an evaluation has waited over six hours; never shows the secret."""
+    found = cluster.sync.status().get("platform") or {}
+    oldest = found.get("oldest_unsent_age_seconds") or 0
+    failing = str(found.get("last_error_at") or "") > str(found.get("last_success") or "")
+    detail = (
+        f"{found.get('profile')} 待推送 {found.get('backlog')} 条，最早 {oldest:.0f} 秒前，"
+        f"搁置 {found.get('parked')} 条，无法编码 {found.get('skipped')} 条"
+    )
+    if failing:
+        detail += f"；最近一次失败（{found.get('last_error_reason')}）：{found.get('last_error')}"
+    elif found.get("last_success"):
+        detail += f"；最近成功 {found.get('last_success')}"
+    return Check("sync", "platform", not failing and oldest <= PLATFORM_OLDEST_S, detail)
 
 
 def _key_check(site: SiteDir, upstream: str, cluster: Any) -> Check:

@@ -33,4 +33,7 @@ ACCESS: dict[str, Rule] = {
     "get_application": rule(*DESK, "supervisor", audit=True),
     # A search by ID number could be used to guess one: audited and throttled per caller.
     "list_applications": rule(*DESK, "supervisor", audit=True, per_minute=30),
+    # 办件进度查询 for a citizen: the gateway asks (throttling wrong guesses per address);
+    # the cap here bounds a gateway that is itself abused
+    "application_progress": rule("service:gateway", OPERATOR, audit=True, per_minute=120),
 }

@@ -1,7 +1,8 @@
 """The matters use cases, composed: catalog lifecycle and replication (``usecases/catalog``),
 the current view, reading and search (``usecases/catalog_view``), applications
-(``usecases/applications``), reading applications and gauges (``usecases/listing``), and
-what is published to other services (``usecases/outbox``).
+(``usecases/applications``), reading applications and gauges (``usecases/listing``),
+a citizen's progress query (``usecases/progress``), and what is published to other
+services (``usecases/outbox``).
 
 One ``MattersApp`` per container, built by ``provider.MattersProvider``; the entrypoints in
 ``service.py`` call it and dispatch the wake-up hints it returns. Rules come from
@@ -25,11 +26,12 @@ from services.matters.usecases.catalog import Catalog
 from services.matters.usecases.catalog_view import CatalogView
 from services.matters.usecases.listing import Listing
 from services.matters.usecases.outbox import Outbox
+from services.matters.usecases.progress import Progress
 
 __all__ = ["MattersApp"]
 
 
-class MattersApp(Catalog, CatalogView, Applications, Listing, Outbox):
+class MattersApp(Catalog, CatalogView, Applications, Listing, Outbox, Progress):
     def __init__(
         self, context: SiteContext, settings: MattersSettings, clock: Clock = utc_now
     ) -> None:

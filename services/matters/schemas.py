@@ -230,6 +230,16 @@ class AvailabilitySchema(CodeSchema):
     availability = text(required=True, validate=[one_of(AVAILABILITY)])
 
 
+class ProgressSchema(Arguments):
+    """``application_progress``: a citizen's 办件编号 and the last six characters of the
+    applicant's ID number (the gateway's progress page)."""
+
+    number = text(40, pattern=r"^[0-9]{6,40}\Z", rule="办件编号应为数字", required=True)
+    id_suffix = text(
+        6, pattern=r"^[0-9Xx]{6}\Z", rule="应为证件号码的后 6 位（数字或 X）", required=True
+    )
+
+
 class ApplicationRefSchema(Arguments):
     """``start_review``, ``resume_application``, ``get_application``; the base of every call
     naming one application (id ``<site>-<uuid>``)."""
@@ -350,6 +360,7 @@ APPROVAL = ApprovalSchema()
 RETIREMENT = RetireSchema()
 AVAILABILITY_CHOICE = AvailabilitySchema()
 APPLICATION_REF = ApplicationRefSchema()
+PROGRESS = ProgressSchema()
 SUPPLEMENT = SupplementSchema()
 REFUSE = RefuseSchema()
 DECISION = DecisionSchema()

@@ -132,6 +132,10 @@ class MattersService(base.SiteService, base.InvitationSource):
         return self.app.get_application(application_id)
 
     @rpc
+    def application_progress(self, number: str, id_suffix: str) -> dict[str, Any]:
+        return self.app.application_progress(number, id_suffix)
+
+    @rpc
     def list_applications(self, filters: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.app.list_applications(filters)
 

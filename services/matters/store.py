@@ -89,6 +89,10 @@ class MattersRepository:
     def application(self, app_id: str) -> ApplicationRecord | None:
         return cast("ApplicationRecord | None", self.applications.get(app_id))
 
+    def application_numbered(self, number: str) -> ApplicationRecord | None:
+        found = self.applications.find({"number": number}, limit=1)
+        return cast(ApplicationRecord, found[0]) if found else None
+
     def find_applications(
         self, query: Mapping[str, Any], sort: Sort, limit: int
     ) -> list[ApplicationRecord]:

@@ -22,6 +22,7 @@ ACCESS: dict[str, Rule] = {
     "ticket": rule(*READERS, "service:gateway"),  # the ticket's mobile page
     "ticket_history": rule(*STAFF, "supervisor"),
     "today_figures": rule(*STAFF, "supervisor"),
+    "subtree_figures": rule("manager", "supervisor", OPERATOR),  # the dashboard
     "window_today": rule(*STAFF, "supervisor", window="window"),
     "slots": rule(PUBLIC),
     "book": rule("kiosk", *STAFF),

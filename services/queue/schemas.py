@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validates_schema
 from marshmallow.types import ErrorMessages
 
 from services.common import validation
@@ -254,6 +254,24 @@ class CloseDayArgs(Arguments):
 class SlotsArgs(Arguments):
     category = _category(required=True)
     date = fields.Date(required=True, error_messages={"invalid": WHOLE_DAY})
+
+
+class DateRangeArgs(Arguments):
+    """A span of days for the subtree's figures: both ends given, in order, at most
+    ``MAX_SPAN_DAYS`` days (a bounded read)."""
+
+    MAX_SPAN_DAYS = 92
+
+    date_from = fields.Date(required=True, error_messages={"invalid": WHOLE_DAY})
+    date_to = fields.Date(required=True, error_messages={"invalid": WHOLE_DAY})
+
+    @validates_schema
+    def _bounded(self, data: dict[str, Any], **kwargs: Any) -> None:
+        days = (data["date_to"] - data["date_from"]).days
+        if days < 0:
+            raise ValidationError("起始日期不能晚于截止日期", "date_from")
+        if days >= self.MAX_SPAN_DAYS:
+            raise ValidationError(f"一次最多查询 {self.MAX_SPAN_DAYS} 天", "date_to")
 
 
 class BookArgs(SlotsArgs):

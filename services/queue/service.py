@@ -77,6 +77,11 @@ class QueueService(base.SiteService, base.InvitationSource):
         return self.app.today_figures()
 
     @rpc
+    def subtree_figures(self, date_from: str, date_to: str) -> dict[str, Any]:
+        """Per site and day, the figures of this site and its replicated subtree."""
+        return self.app.subtree_figures(date_from, date_to)
+
+    @rpc
     def window_today(self, window: str) -> dict[str, Any]:
         """Today's counts of one window: called, completed, no-shows."""
         return self.app.window_today(window)

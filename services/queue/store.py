@@ -55,7 +55,7 @@ class QueueRepository:
         self.day_stats: Collection = store.collection(
             DAY_STATS, (Index(("dirty",)), Index(("date",)))
         )
-        self.figures: Collection = store.collection(DAILY_FIGURES)
+        self.figures: Collection = store.collection(DAILY_FIGURES, (Index(("date", "site_code")),))
         self.invitations: Collection = store.collection(INVITATIONS)
 
     # --- generic helpers ---------------------------------------------------------------

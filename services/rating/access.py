@@ -14,18 +14,21 @@ def case_step(payload: str) -> Rule:
 
 ACCESS: dict[str, Rule] = {
     **BASE_ACCESS,
-    # the rating pad (评价器), the kiosk's self-service channel, and paper forms keyed in
+    # the rating pad (评价器), the kiosk's self-service channel, paper forms keyed in, and
+    # the gateway for a citizen's phone (qr_code: the ticket or application of its link)
     "submit_evaluation": rule(
         "pad",
         "kiosk",
         "clerk",
         "manager",
+        "service:gateway",
         OPERATOR,
         actor="evaluation.entered_by",
         window="evaluation.window",
         channel="evaluation.channel",
     ),
     "pending_for_window": rule("pad", "clerk", "manager", OPERATOR, window="window"),
+    "invitation_status": rule("service:gateway", OPERATOR),  # the rating page of a QR link
     "get_evaluation": rule(*HANDLERS),
     "review_held": rule(*MANAGERS, actor="review.reviewer"),
     # bad ratings' cases (差评整改)

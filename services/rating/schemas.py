@@ -183,10 +183,7 @@ class StatsFilterSchema(Arguments):
     channel = fields.String(load_default=None, allow_none=True, validate=one_of(values(Channel)))
 
     @validates_schema
-    def _one_dimension(self, data: dict[str, Any], **kwargs: Any) -> None:
-        given = [d for d in DIMENSIONS if data.get(d) is not None]
-        if len(given) > 1:
-            raise ValidationError(f"一次只能按一个维度筛选，收到 {', '.join(given)}", given[1])
+    def _dates_in_order(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             raise ValidationError("起始日期不能晚于截止日期", "date_from")
 
@@ -203,6 +200,14 @@ class EvaluationArgs(Arguments):
 
 class WindowArgs(Arguments):
     window = text(20, required=True)
+
+
+class InvitationStatusArgs(Arguments):
+    """A ticket or an application, as its capability link names it (the gateway's)."""
+
+    kind = fields.String(required=True, validate=one_of([RefKind.TICKET, RefKind.APPLICATION]))
+    ref_id = identifier(100, required=True)
+    request_id = optional_id(64)
 
 
 class CaseArgs(Arguments):

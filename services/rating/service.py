@@ -44,6 +44,12 @@ class RatingService(base.SiteService):
         return self.app.pending_for_window(window)
 
     @rpc
+    def invitation_status(
+        self, kind: str, ref_id: str, request_id: str | None = None
+    ) -> dict[str, Any]:
+        return self.app.invitation_status(kind, ref_id, request_id)
+
+    @rpc
     def review_held(self, review: dict[str, Any]) -> dict[str, Any]:
         return self.app.review_held(review)
 

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
+from services.common import site
 from services.common.errors import Conflict
 from services.common.privacy import SALT_ID, site_salt
 from services.common.store import Collection, Doc, Index, Store
@@ -60,10 +61,8 @@ INDEXES: dict[str, tuple[Index, ...]] = {
 
 def subtree_range(root: str, prefix: str) -> dict[str, str] | None:
     """A ``site_code`` range filter for every code starting with ``prefix`` (``root``'s)."""
-    del root
-    if not prefix:
-        return None
-    return {"$gte": prefix, "$lt": prefix + ":"}  # ':' sorts right after '9'
+    del prefix
+    return site.subtree_range(root)
 
 
 class RatingRepository:

@@ -11,7 +11,7 @@ ACCESS: dict[str, Rule] = {
     **BASE_ACCESS,
     "push_now": rule(OPERATOR),
     "reconcile_now": rule(OPERATOR),
-    "status": rule(OPERATOR, "supervisor"),
+    "status": rule(OPERATOR, "supervisor", "manager"),  # the dashboard's sync columns
     "check_key": rule(OPERATOR),
     "parked": rule(OPERATOR),
     "retry_parked": rule(OPERATOR),

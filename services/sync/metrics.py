@@ -46,6 +46,11 @@ class SyncMetrics:
             "Ledger entries forgotten: days older than SYNC.reconcile_days",
             [],
         )
+        self.platform_skipped = metrics.counter(
+            "hall_sync_platform_skipped_total",
+            "Records the platform's coding cannot express (SYNC.platform.profile), skipped",
+            ["feed"],
+        )
         self.parked_pruned = metrics.counter(
             "hall_sync_parked_pruned_total",
             "Resolved parked records forgotten after SYNC.parked_retention_days",

@@ -82,6 +82,27 @@ class NoUpstream:
         yield self.open(timeout)
 
 
+class PlatformRefusal(Exception):
+    """The 好差评 platform answered a request with a 4xx that is about its records (not
+    about authentication or throttling, which are ``LinkFailure``s and retried): ``reply``
+    is its body (per-record results, when it gives them), ``reason`` its words."""
+
+    def __init__(self, status: int, reason: str, reply: Any) -> None:
+        super().__init__(f"HTTP {status}: {reason}")
+        self.status = status
+        self.reason = reason
+        self.reply = reply
+
+
+class Platform(Protocol):
+    def post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST one batch, signed; the 2xx reply's body. ``LinkFailure`` for timeouts,
+        connection errors, 5xx, 401/403/429 and unreadable replies; ``PlatformRefusal``
+        for any other 4xx."""
+
+    def close(self) -> None: ...
+
+
 class Lock(Protocol):
     def acquire(self, blocking: bool = ...) -> bool: ...
     def release(self) -> None: ...

@@ -19,6 +19,7 @@ from services.common.clock import utc_now
 from services.common.runtime import SiteRuntime
 from services.common.site import Tier
 from services.sync.adapters.local import LocalCaller
+from services.sync.adapters.platform_http import PlatformHttp
 from services.sync.adapters.upstream import UpstreamLink
 from services.sync.app import SyncApp
 from services.sync.settings import SyncSettings
@@ -57,6 +58,11 @@ class SyncProvider(DependencyProvider):  # type: ignore[misc]
                 context.config.upstream_amqp_uri, context.identity.code, settings.rpc_timeout * 2
             ),
             lock=Semaphore(),
+            platform=(
+                PlatformHttp(settings.platform, context.identity.code)
+                if settings.platform is not None
+                else None
+            ),
             spawn=eventlet.spawn,
             monotonic=time.monotonic,
         )

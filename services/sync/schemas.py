@@ -9,7 +9,16 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from services.common.validation import Arguments, Message, boolean, integer, number, text
+from services.common.evaluation_coding import EXPORT_PROFILES
+from services.common.validation import (
+    Arguments,
+    Message,
+    boolean,
+    integer,
+    number,
+    one_of,
+    text,
+)
 from services.sync.domain import DEFAULT_MASK_KEYS
 
 DEFAULT_UPWARD = (
@@ -22,6 +31,7 @@ SITE_CODE = r"^[0-9]{6}([0-9]{3}){0,2}$"
 NAME = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 MAX_PAGE = 5000
 KEY_RULE = "同步密钥至少 16 个字符"
+PLATFORM_PROFILES = {name: p.title for name, p in EXPORT_PROFILES.items()}
 
 
 def _site_code(**kw: Any) -> fields.String:
@@ -47,6 +57,30 @@ class FeedRefSchema(Arguments):
 
 def _feed_list(default: Any) -> fields.List[Any]:
     return fields.List(fields.Nested(FeedRefSchema), load_default=default)
+
+
+class PlatformSchema(Arguments):
+    """``SYNC.platform``: the external 好差评 platform this site pushes its evaluations to
+    (docs/api.md, "sync: the platform connector"); absent: no connector."""
+
+    url = text(2000, pattern=r"^https?://[^\s/?#]+[^\s]*$", rule="http(s):// 地址", required=True)
+    profile = text(32, required=True, validate=[one_of(PLATFORM_PROFILES)])
+    auth = text(8, load_default="hmac", validate=[one_of(("token", "hmac"))])
+    secret = fields.String(
+        required=True, validate=validate.Length(min=16, error="平台令牌或签名密钥至少 16 个字符")
+    )
+    batch_size = integer(1, 1000, load_default=200)
+    connect_timeout = _seconds(0.1, 5.0)
+    read_timeout = _seconds(0.1, 30.0)
+    interval = _seconds(0.1, 5.0)
+    backoff_base = _seconds(0.01, 1.0)
+    backoff_cap = _seconds(0.1, 300.0)
+    timezone = text(64, load_default="Asia/Shanghai")
+
+    @validates_schema
+    def _cap_above_base(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["backoff_cap"] < data["backoff_base"]:
+            raise ValidationError("不能小于 backoff_base", "backoff_cap")
 
 
 class SettingsSchema(Arguments):
@@ -85,6 +119,7 @@ class SettingsSchema(Arguments):
     backoff_base = _seconds(0.01, 1.0)
     backoff_cap = _seconds(0.1, 300.0)
     mask_keys = fields.List(fields.String(), load_default=lambda: list(DEFAULT_MASK_KEYS))
+    platform = fields.Nested(PlatformSchema, load_default=None, allow_none=True)
 
     @validates_schema
     def _cap_above_base(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.common import validation
 from services.common.config import ConfigError
@@ -14,6 +15,45 @@ from services.sync.domain import Backoff, FeedRef
 from services.sync.schemas import SettingsSchema
 
 SECTION = "SYNC"
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    """``SYNC.platform``: where and how this site pushes its evaluations to the external
+    好差评 platform (docs/api.md, "sync: the platform connector"). ``secret`` is the token
+    or the HMAC key: never logged, never in a status or an error."""
+
+    url: str
+    profile: str
+    auth: str
+    secret: str = field(repr=False)
+    batch_size: int
+    connect_timeout: float
+    read_timeout: float
+    interval: float
+    backoff: Backoff
+    zone: ZoneInfo
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> PlatformSettings:
+        try:
+            zone = ZoneInfo(data["timezone"])
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ConfigError.field(
+                "SYNC.platform.timezone", "不是已知的时区，如 Asia/Shanghai"
+            ) from None
+        return cls(
+            url=data["url"],
+            profile=data["profile"],
+            auth=data["auth"],
+            secret=data["secret"],
+            batch_size=data["batch_size"],
+            connect_timeout=data["connect_timeout"],
+            read_timeout=data["read_timeout"],
+            interval=data["interval"],
+            backoff=Backoff(data["backoff_base"], data["backoff_cap"]),
+            zone=zone,
+        )
 
 
 @dataclass(frozen=True)
@@ -41,6 +81,7 @@ class SyncSettings:
     key_check_interval: float
     backoff: Backoff
     mask_keys: tuple[str, ...]
+    platform: PlatformSettings | None = None
 
     @classmethod
     def from_section(
@@ -94,4 +135,5 @@ class SyncSettings:
             key_check_interval=data["key_check_interval"],
             backoff=Backoff(data["backoff_base"], data["backoff_cap"]),
             mask_keys=tuple(data["mask_keys"]),
+            platform=PlatformSettings.from_data(data["platform"]) if data["platform"] else None,
         )

@@ -137,9 +137,10 @@ class SyncRepository:
 
     # --- parked (poison) records ----------------------------------------------------------
 
-    def park(self, feed: str, record: Mapping[str, Any], reason: str, seq: int | None) -> None:
+    def park(self, feed: str, record: Mapping[str, Any], reason: str, seq: int | None) -> bool:
         """Keep a poison record with the reason; whatever it holds that a store cannot
-        (an integer beyond 2^53) is kept as text, so parking itself never fails."""
+        (an integer beyond 2^53) is kept as text, so parking itself never fails. False when
+        it was parked before (a replayed page), which keeps the first reason."""
         record = _storable(record)
         record_id = str(record.get("id", f"seq-{seq}"))[:200]
         key = f"{feed}:{record_id}:{record.get('version')}"
@@ -153,8 +154,11 @@ class SyncRepository:
             parked_at=iso(self.clock()),
             record=dict(record),
         )
-        with suppress(Conflict):  # parked before (a replayed page): keep the first reason
+        try:
             self.parked.insert(doc)
+        except Conflict:  # parked before (a replayed page): keep the first reason
+            return False
+        return True
 
     def parked_count(self, feed: str) -> int:
         return self.parked.count({"feed": feed})

@@ -37,7 +37,8 @@ def _service_marker(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture
 def start() -> Iterator[Start]:
-    """Start Nameko containers in this process; stop them after the test, in start order."""
+    """Start Nameko containers in this process; stop them after the test, the last started
+    first (a child site stops before the parent it talks to)."""
     from nameko.containers import ServiceContainer
 
     containers: list[ServiceContainer] = []
@@ -49,7 +50,7 @@ def start() -> Iterator[Start]:
         return container
 
     yield run
-    for container in containers:
+    for container in reversed(containers):
         container.stop()
 
 

@@ -160,3 +160,35 @@ def test_data_routes_answer_only_this_machine_health_and_metrics_the_lan(
     assert requests.get(f"{local}/board", timeout=5).status_code == 200
     assert requests.get(f"{lan}/health", timeout=5).status_code == 200
     assert requests.get(f"{lan}/metrics", timeout=5).status_code == 200
+
+
+def test_subtree_figures_over_rpc_for_a_supervisor_not_a_clerk(hall: dict[str, str]) -> None:
+    """The dashboard's queue RPC: a child's replicated figure and the site's own live ones,
+    per site and day; a supervisor (as the gateway bridges them) may read it, a clerk not."""
+    child = {
+        "id": "421302101:2026-11-23:A",
+        "schema": 1,
+        "version": 1,
+        "site_code": "421302101",
+        "date": "2026-11-23",
+        "category": "A",
+        "issued": 7,
+        "served": 5,
+        "no_show": 0,
+        "called": 5,
+        "within_target": 4,
+        "wait_p50_s": 60,
+        "wait_p90_s": 120,
+        "within_target_share": 0.8,
+    }
+    with queue(hall, operator_context()) as q:
+        assert q.apply_replicated("daily_figures", [child]) == {"applied": 1}
+        q.take_ticket("A")
+    supervisor = Principal(Kind.STAFF, "V1", SITE, frozenset({"supervisor"}))
+    with queue(hall, as_(supervisor)) as q:
+        got = q.subtree_figures("2026-11-23", "2026-11-23")
+    assert got["waiting_now"] == {SITE: 1}
+    rows = {r["site_code"]: r for r in got["rows"]}
+    assert (rows[SITE]["issued"], rows["421302101"]["within_target_share"]) == (1, 0.8)
+    with queue(hall, as_(CLERK_AT_1)) as q, pytest.raises(Forbidden):
+        q.subtree_figures("2026-11-23", "2026-11-23")

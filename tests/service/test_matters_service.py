@@ -113,8 +113,12 @@ def test_catalog_search_detail_and_printable_guide(
     with rpc(vhost) as matters:
         source = matters.get_matter(TRANSFER)
         # a draft carries the matter's elements only: unknown fields (the view's
-        # availability, names, timestamps) are refused in RPC arguments
+        # availability, names, timestamps, each material's form_name) are refused in RPC
+        # arguments
         elements = {k: v for k, v in source.items() if k in MatterSchema().fields}
+        elements["materials"] = [
+            {k: v for k, v in m.items() if k != "form_name"} for m in source["materials"]
+        ]
         tricky = {**elements, "code": "0700018002421302002", "name": source["name"]}
         tricky["faq"] = [{"q": "<script>alert(1)</script>", "a": "A & B"}]
         matters.save_matter_draft(tricky)

@@ -298,6 +298,11 @@ def test_the_desk_gives_the_one_time_notice_the_receipt_and_the_refusal(
     assert page.inner_text("#notice .due") == receipt["due_date"]
     assert "张三丰" not in page.inner_text("#notice")  # the name is printed masked
     assert "受理人：员工S1" in page.inner_text("#notice .signature")
+    # the QR code of the application's rating page (一事一评, test_screen_mobile.py rates it)
+    rate = page.locator("#notice .rate-qr:not([hidden])")
+    rate.wait_for()
+    assert (rate.get_attribute("data-link") or "").startswith(f"{site.url}/m/r/")
+    assert (rate.locator("img").get_attribute("src") or "").startswith("data:image/svg+xml")
     page.click("#notice-print")
     assert page.evaluate("window.__printed") == 1
     page.emulate_media(media="print")

@@ -76,6 +76,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "resume_application": "CMO",
         "get_application": "CMSO",
         "list_applications": "CMSO",
+        "application_progress": "OG",  # a citizen's 办件进度, throttled by the gateway
     },
     "queue": {
         **BASE,
@@ -85,6 +86,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "ticket": "CMSKBOG",
         "ticket_history": "CMSO",
         "today_figures": "CMSO",
+        "subtree_figures": "MSO",  # the dashboard, as the signed-in person
         "window_today": "CMSO",
         "slots": ALL,
         "book": "CMKO",
@@ -102,8 +104,9 @@ EXPECTED: dict[str, dict[str, str]] = {
     },
     "rating": {
         **BASE,
-        "submit_evaluation": "CMKPO",
+        "submit_evaluation": "CMKPOG",  # G: a citizen's phone (qr_code)
         "pending_for_window": "CMPO",
+        "invitation_status": "OG",
         "get_evaluation": "CMSO",
         "review_held": "MSO",
         "list_cases": "CMSO",
@@ -128,7 +131,7 @@ EXPECTED: dict[str, dict[str, str]] = {
             ["push_now", "reconcile_now", "check_key", "parked", "retry_parked", "ping_upstream"],
             "O",
         ),
-        "status": "SO",
+        "status": "MSO",  # the dashboard's sync columns, as the signed-in person
         "ingest": ALL,  # a child: the batch carries the child's own signature
         "verify_key": ALL,
         "reconcile_counts": ALL,
@@ -290,6 +293,12 @@ def test_a_rating_channel_is_the_devices_own_and_nobody_claims_a_devices_channel
     paper: dict[str, Any] = {"evaluation": {"level": "5", "channel": "paper"}}
     authorise(RatingService.access, "submit_evaluation", CALLERS["C"], paper)
     assert paper["evaluation"]["channel"] == "paper"
+    for caller in ("C", "M"):  # a person passing a rating off as a citizen's phone
+        phone = {"evaluation": {"level": "5", "channel": "qr_code"}}
+        with pytest.raises(Forbidden):
+            authorise(RatingService.access, "submit_evaluation", CALLERS[caller], phone)
+    as_gateway: dict[str, Any] = {"evaluation": {"level": "5", "channel": "qr_code"}}
+    authorise(RatingService.access, "submit_evaluation", CALLERS["G"], as_gateway)
 
 
 def test_an_approver_must_be_the_manager_making_the_call() -> None:

@@ -40,6 +40,7 @@ DOMAIN_COMMON = {
     "services.common.calendar",
     "services.common.contracts",
     "services.common.roles",
+    "services.common.evaluation_coding",
 }
 IO_MODULES = {
     "sqlite3", "socket", "ssl", "subprocess", "shutil", "threading", "asyncio", "select",

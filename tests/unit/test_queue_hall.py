@@ -530,6 +530,89 @@ def test_daily_figures_are_published_during_the_day(hall: QueueApp, clock: Manua
     assert metric(hall, "hall_queue_within_target_ratio", category="C") == 0.0
 
 
+def child_figure(site: str, day: str, category: str, **counts: Any) -> dict[str, Any]:
+    """A daily figure as a child site publishes it (here stored as replicated)."""
+    return {
+        "id": f"{site}:{day}:{category}",
+        "schema": 1,
+        "version": 1,
+        "site_code": site,
+        "date": day,
+        "category": category,
+        "issued": 0,
+        "served": 0,
+        "no_show": 0,
+        "wait_p50_s": None,
+        "wait_p90_s": None,
+        "within_target_share": None,
+        **counts,
+    }
+
+
+def test_subtree_figures_add_categories_per_site_and_day(
+    hall: QueueApp, clock: ManualClock
+) -> None:
+    open_all(hall)
+    for _ in range(3):
+        hall.take_ticket("C")
+    hall.take_ticket("A")
+    clock.advance(minutes=40)
+    hall.call_next("3")  # one call, over the 30-minute target
+    today = "2026-11-23"
+    hall.repo.figures.insert_many(
+        [
+            child_figure(
+                "421302101",
+                today,
+                "A",
+                issued=5,
+                called=4,
+                within_target=3,
+                within_target_share=0.75,
+            ),
+            child_figure(
+                "421302101",
+                today,
+                "B",
+                issued=2,
+                called=2,
+                within_target=2,
+                within_target_share=1.0,
+            ),
+            child_figure(
+                "421302101",
+                "2026-11-20",
+                "A",
+                issued=1,
+                called=1,
+                within_target=1,
+                within_target_share=1.0,
+            ),
+            # an older child publishes the share without the counts behind it
+            child_figure("421302102", today, "A", issued=2, within_target_share=0.5),
+            child_figure("421303", today, "A", issued=9),  # another county: not ours
+        ]
+    )
+    got = hall.subtree_figures(today, today)
+    assert got["waiting_now"] == {"421302": 3}  # live here only: 4 taken, 1 called
+    rows = {r["site_code"]: r for r in got["rows"]}
+    assert set(rows) == {"421302", "421302101", "421302102"}
+    assert (rows["421302"]["issued"], rows["421302"]["called"]) == (4, 1)  # live, unpublished
+    assert rows["421302"]["within_target_share"] == 0.0
+    assert (rows["421302101"]["issued"], rows["421302101"]["within_target_share"]) == (7, 0.8333)
+    assert rows["421302102"]["within_target_share"] is None  # unknown, never guessed
+    week = hall.subtree_figures("2026-11-17", today)["rows"]
+    assert [(r["site_code"], r["date"]) for r in week][:2] == [
+        ("421302", today),
+        ("421302101", "2026-11-20"),
+    ]
+    with pytest.raises(InvalidInput) as caught:
+        hall.subtree_figures("2026-01-01", today)
+    assert "date_to" in caught.value.fields
+    with pytest.raises(InvalidInput):
+        hall.subtree_figures(today, "2026-11-01")
+
+
 def test_gauges_are_rebuilt_from_the_store_after_a_restart(
     hall: QueueApp, make_hall: MakeHall
 ) -> None:

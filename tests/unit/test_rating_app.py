@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -347,14 +347,101 @@ def test_stats_from_rollups_with_cases_and_exclusions(make: Make, clock: ManualC
     month = rating.stats({"date_from": "2024-09-01", "date_to": "2024-09-30"}, "month")
     assert [g["key"] for g in month["groups"]] == ["2024-09"]
     with pytest.raises(InvalidInput) as caught:
-        rating.stats({"window": "1", "staff": "s"})
-    assert "staff" in caught.value.fields
-    with pytest.raises(InvalidInput):
-        rating.stats({"window": "1"}, "staff")
+        rating.stats({"window": "1", "staff": "s"}, "channel")  # three dimensions
+    assert "group_by" in caught.value.fields
+    with pytest.raises(InvalidInput) as caught:
+        rating.stats({"window": "1", "staff": "s", "channel": "pad"})
+    assert "filters" in caught.value.fields
     with pytest.raises(InvalidInput):
         rating.stats({}, "weekday")
     with pytest.raises(Forbidden):
         rating.stats({"site_code": "421303"})
+
+
+def test_stats_filter_on_two_dimensions_at_once(make: Make, clock: ManualClock) -> None:
+    """Two filters, or a filter and a grouping on another dimension, are read from the pair
+    buckets; a record that changes later (excluded) moves out of them exactly."""
+    rating = make()
+    departments = {1: "人社局", 2: "人社局", 3: "民政局", 4: "民政局", 5: "民政局"}
+    rating.apply_invitations(
+        "queue",
+        [
+            {**invitation(n, window=str(n % 2 + 1)), "department": dept}
+            for n, dept in departments.items()
+        ],
+    )
+    for n in departments:
+        submit(rating, n, level="dissatisfied" if n == 5 else "satisfied")
+    day = {"date_from": "2024-09-13", "date_to": "2024-09-13"}
+    both = rating.stats({**day, "department": "民政局", "window": "2"})
+    assert both["filter"] == {"window": "2", "department": "民政局"}
+    assert (both["total"]["total"], both["total"]["bad"]) == (2, 1)  # tickets 3 and 5
+    by_window = rating.stats({**day, "department": "民政局"}, "window")
+    assert {g["key"]: g["total"] for g in by_window["groups"]} == {"421302:1": 1, "421302:2": 2}
+    by_dept = rating.stats({**day, "channel": "pad"}, "department")
+    assert {g["key"]: g["total"] for g in by_dept["groups"]} == {"人社局": 2, "民政局": 3}
+    none = rating.stats({**day, "department": "人社局", "staff": "staff-9"})
+    assert none["total"]["total"] == 0
+    walk_case(rating, "case:ev:421302:ticket:421302-t5:1", clock, "not_adopted", approver="chief")
+    after = rating.stats({**day, "department": "民政局", "window": "2"})["total"]
+    assert (after["total"], after["bad"], after["excluded"]) == (1, 0, 1)
+    whole = rating.stats(day)["total"]
+    assert (whole["total"], whole["excluded"]) == (4, 1)
+
+
+def child_evaluation(n: int, day: str, window: str) -> dict[str, Any]:
+    """An evaluation of town 421302101 as sync stores it at the county (what rollups count)."""
+    site = "421302101"
+    return {
+        "id": f"ev:{site}:ticket:{site}-t{n}:1",
+        "schema": 1,
+        "version": 1,
+        "site_code": site,
+        "recorded_at_site": site,
+        "window": window,
+        "channel": "pad",
+        "level": "satisfied",
+        "day": day,
+        "held": False,
+        "excluded": None,
+    }
+
+
+def test_a_month_mostly_covered_is_read_whole_less_its_other_days(make: Make) -> None:
+    """Month to date reads the month bucket less the days outside the range: the same
+    figures as adding the days up, and a window rated only outside the range is absent."""
+    county = make()
+    days = [("2024-09-02", "1"), ("2024-09-13", "1"), ("2024-09-20", "2"), ("2024-10-01", "2")]
+    county.store_replicated(
+        "evaluations", [child_evaluation(n, d, w) for n, (d, w) in enumerate(days)]
+    )
+    today = date(2024, 9, 13)  # the clock's
+    assert domain.plan_trimmed(date(2024, 9, 1), today, False, today) == (
+        ["2024-09"],
+        [],
+        [("2024-09-14", "2024-09-30")],  # no buckets yet: nothing to read there
+    )
+    assert domain.plan_trimmed(date(2024, 9, 1), date(2024, 9, 5), False, today) == (
+        [],
+        [("2024-09-01", "2024-09-05")],  # 5 days, fewer than the 8 it would subtract
+        [],
+    )
+    assert domain.plan_trimmed(date(2024, 9, 1), today, True, today)[0] == []
+    to_date = county.stats({"date_from": "2024-09-01", "date_to": "2024-09-13"}, "window")
+    assert to_date["total"]["total"] == 2
+    assert {g["key"]: g["total"] for g in to_date["groups"]} == {"421302101:1": 2}
+    later = county.stats({"date_from": "2024-09-05", "date_to": "2024-09-30"}, "window")
+    assert {g["key"]: g["total"] for g in later["groups"]} == {
+        "421302101:1": 1,
+        "421302101:2": 1,
+    }
+    per_day = county.stats({"date_from": "2024-09-05", "date_to": "2024-09-30"}, "day")
+    assert sum(g["total"] for g in per_day["groups"]) == later["total"]["total"] == 2
+    by_month = county.stats({"date_from": "2024-09-03", "date_to": "2024-10-01"}, "month")
+    assert [(g["key"], g["total"]) for g in by_month["groups"]] == [
+        ("2024-09", 2),
+        ("2024-10", 1),
+    ]
 
 
 def test_appeal_upheld_excludes_with_reason(make: Make, clock: ManualClock) -> None:

@@ -509,6 +509,13 @@ def test_evaluation_contribution_per_dimension_day_and_month() -> None:
         ("department", "人社局"),
         ("channel", "pad"),
     ]
+    # and every pair of them, for two filters (or a filter and a grouping) at once
+    dims += [
+        (f"{a}+{b}", f"{va}\x1f{vb}")
+        for i, (a, va) in enumerate(dims[1:], 1)
+        for b, vb in dims[i + 1 :]
+    ]
+    assert ("department+channel", "人社局\x1fpad") in dims
     assert set(cells) == {
         (f"{period}|421302|{dim}", value)
         for period in ("2024-09-13", "2024-09")
@@ -524,10 +531,16 @@ def test_evaluation_contribution_per_dimension_day_and_month() -> None:
     assert excluded[("2024-09-13|421302|all", "*")] == {"excluded": 1}
     diff = domain.delta(excluded, cells)
     assert diff[("2024-09-13|421302|all", "*")] == {"excluded": 1, "n_satisfied": -1}
-    assert len(diff) == 12
+    assert len(diff) == 2 * (1 + 5 + 10)
     assert domain.delta(cells, cells) == {}
     assert domain.delta({}, cells)[("2024-09|421302|staff", "s1")] == {"n_satisfied": -1}
     assert domain.expand(None) == {}
+
+
+def test_a_value_holding_the_pair_separator_is_refused() -> None:
+    ev = {**evaluation(level="satisfied"), "held": False, "excluded": None, "window": "3\x1f4"}
+    with pytest.raises(ValueError, match="pair separator"):
+        domain.expand(domain.evaluation_contribution(ev))
 
 
 def test_bucket_values_add_and_drop_zeros() -> None:

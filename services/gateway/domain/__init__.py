@@ -8,10 +8,13 @@ from services.gateway.domain.accounts import (
     may_sign_in_at,
 )
 from services.gateway.domain.secrets import (
+    LINK_DOMAINS,
+    capability_link,
     csrf_token,
     digest,
     new_secret,
     pairing_code,
+    ref_of_link,
     ticket_link,
     ticket_of_link,
 )
@@ -19,10 +22,12 @@ from services.gateway.domain.sessions import SessionRules, session_state
 from services.gateway.domain.throttle import Lockout, LockoutRules
 
 __all__ = [
+    "LINK_DOMAINS",
     "PASSWORD_MIN",
     "Lockout",
     "LockoutRules",
     "SessionRules",
+    "capability_link",
     "check_password_strength",
     "check_roles",
     "csrf_token",
@@ -30,6 +35,7 @@ __all__ = [
     "may_sign_in_at",
     "new_secret",
     "pairing_code",
+    "ref_of_link",
     "session_state",
     "ticket_link",
     "ticket_of_link",

@@ -180,10 +180,22 @@
       filled = fill("tpl-accepted", { ...common, number: r.number, id_masked: app.applicant.id_masked,
         case_type: r.case_type_name, accepted_on: r.accepted_on, due_date: r.due_date,
         limit: r.promised_limit_days + " 个工作日", items: r.materials_received });
+      rateCode(filled.querySelector("[data-qr]"), app.id);
     }
     el("notice-body").replaceChildren(filled);
     el("notice").hidden = false;
     el("notice-print").focus();
+  }
+
+  // The QR code of the application's rating page (一事一评, /m/r/<token>), drawn by the
+  // gateway; a receipt printed without it is still a receipt.
+  async function rateCode(figure, applicationId) {
+    try {
+      const link = await Staff.post("/desk/receipt-link", { application_id: applicationId });
+      figure.querySelector("img").src = link.qr;
+      figure.dataset.link = link.link;
+      figure.hidden = false;
+    } catch (error) { /* the receipt shows without its QR code */ }
   }
 
   function fill(id, values) {

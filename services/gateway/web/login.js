@@ -5,7 +5,7 @@
 (() => {
   const form = document.getElementById("login");
   const error = form.querySelector(".error");
-  const HOME = { clerk: "/window", manager: "/manage" };
+  const HOME = { clerk: "/window", manager: "/manage", supervisor: "/dashboard" };
   form.onsubmit = async (event) => {
     event.preventDefault();
     error.textContent = "";

@@ -12,12 +12,7 @@
   const IDLE_MS = Number(document.body.dataset.idle) * 1000;
   const RETRY_MS = [500, 1500, 3000];  // waits before re-sending when no reply came back
   const KEY = "hall.pad.request";  // {invitation, request}: survives a reload mid-retry
-  // rating's Level codes (services/rating/domain/scale.py), best first
-  const LEVELS = [["very_satisfied", "非常满意"], ["satisfied", "满意"],
-    ["basically_satisfied", "基本满意"], ["dissatisfied", "不满意"],
-    ["very_dissatisfied", "非常不满意"]];
-  const BAD = new Set(["dissatisfied", "very_dissatisfied"]);
-  const TAGS = ["服务效率", "服务水平", "服务态度"];  // the national list of 差评 reasons
+  const BAD = Levels.BAD;  // the levels, reasons and refusals: levels.js
   const UNREACHABLE = "评价服务暂时无法连接，正在自动重试，请稍候";
   const OFFLINE = "评价器与服务器的连接中断，正在重新连接…";
 
@@ -71,24 +66,12 @@
     el("status").hidden = !text;
   }
 
-  // The service's own words for a refusal (without a leading field path such as
-  // "rater.phone：", which a citizen cannot read), with the first rule it did not say.
-  function refusal(data) {
-    const message = (data.message || "评价未能提交").replace(/^[\w.]+：/, "");
-    const rules = Object.values(data.fields || {}).flat().filter((m) => !message.includes(m));
-    return rules.length ? message + "：" + rules[0] : message;
-  }
-
-  function newRequestId() {
-    // getRandomValues, not randomUUID: the hall's pads are served over plain http on the LAN
-    const bytes = crypto.getRandomValues(new Uint8Array(16));
-    return "pad-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  }
+  const refusal = Levels.refusal;
 
   function requestFor(invitation) {
     const kept = JSON.parse(localStorage.getItem(KEY) || "null");
     if (kept && kept.invitation === invitation) return kept.request;
-    const request = newRequestId();
+    const request = Levels.requestId("pad");
     localStorage.setItem(KEY, JSON.stringify({ invitation, request }));
     return request;
   }
@@ -142,9 +125,7 @@
     else if (shown) idle();  // rated elsewhere, or gone
   }
 
-  function tags() {
-    return Array.from(document.querySelectorAll("#reasons button[aria-pressed=true]"), (b) => b.dataset.tag);
-  }
+  const tags = () => Levels.tags(el("reasons"));
 
   function refresh() {
     el("submit").disabled = sending || !level || (BAD.has(level) && tags().length === 0);
@@ -152,9 +133,6 @@
 
   function choose(code) {
     level = code;
-    for (const b of el("levels").querySelectorAll("button")) {
-      b.setAttribute("aria-pressed", String(b.dataset.level === code));
-    }
     el("details").hidden = false;
     el("reasons-box").hidden = !BAD.has(code);
     el("message").textContent = "";
@@ -230,32 +208,8 @@
     }
   }
 
-  function button(className, text, onclick) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.className = className;
-    b.textContent = text;
-    b.setAttribute("aria-pressed", "false");
-    b.onclick = onclick;
-    return b;
-  }
-
   function build() {
-    el("levels").replaceChildren(...LEVELS.map(([code, name]) => {
-      const li = document.createElement("li");
-      const b = button("level " + code, name, () => choose(code));
-      b.dataset.level = code;
-      li.appendChild(b);
-      return li;
-    }));
-    el("reasons").replaceChildren(...TAGS.map((tag) => {
-      const b = button("tag", tag, () => {
-        b.setAttribute("aria-pressed", String(b.getAttribute("aria-pressed") !== "true"));
-        refresh();
-      });
-      b.dataset.tag = tag;
-      return b;
-    }));
+    Levels.build(el("levels"), el("reasons"), choose, refresh);
     el("details").onsubmit = submit;
     for (const kind of ["pointerdown", "keydown"]) document.addEventListener(kind, touched);
   }

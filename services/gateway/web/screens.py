@@ -135,10 +135,16 @@ class Kiosk:
     @base.api("GET", "/m/t/<string:token>", exposed=True)
     def ticket_page(self, request: Request, token: str) -> Response:
         """The ticket's progress for whoever holds its link (no sign-in): the number, its
-        state, the people ahead or the window to go to; nothing personal."""
-        ticket = self.queue.ticket(self.app.ticket_of(token))
+        state, the people ahead or the window to go to, then a link to rate it; nothing
+        personal."""
+        ticket_id = self.app.ticket_of(token)
+        ticket = self.queue.ticket(ticket_id)
+        # once served, the ticket's own token rates it (一次一评, web/citizen.py)
+        done = ticket["state"] == "completed"
+        rate = template("ratelink", token=self.app.ticket_token(ticket_id)) if done else ""
         return page(
             "ticket",
+            rate=rate,
             site_name=html.escape(self.app.site_name),
             number=html.escape(ticket["number"]),
             state=html.escape(ticket["state"]),
@@ -172,11 +178,16 @@ class Kiosk:
         else:
             wanted = [data["category"], "kiosk", data["phone"] or None, data["priority"] or None]
             ticket = self.bridge(who, ("queue", "take_ticket"), (wanted, {}))
-        base_url = self.app.settings.public_url or request.host_url.rstrip("/")
-        link = f"{base_url}/m/t/{self.app.ticket_token(ticket['id'])}"
-        qr = segno.make(link, error="m").svg_data_uri(scale=4, border=2)
+        link, qr = qr_link(self.app, request, f"/m/t/{self.app.ticket_token(ticket['id'])}")
         shown = ("number", "category", "green_channel", "people_ahead", "estimate", "created_at")
         return {"ticket": {k: ticket.get(k) for k in shown}, "link": link, "qr": qr}
+
+
+def qr_link(app: GatewayApp, request: Request, path: str) -> tuple[str, str]:
+    """The address of this gateway's ``path`` as printed (``GATEWAY.public_url``, else the
+    address the request came to) and its QR code, an SVG drawn here (no CDN)."""
+    link = f"{app.settings.public_url or request.host_url.rstrip('/')}{path}"
+    return link, segno.make(link, error="m").svg_data_uri(scale=4, border=2)
 
 
 def where(ticket: dict[str, Any]) -> str:

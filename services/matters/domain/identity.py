@@ -15,6 +15,7 @@ from typing import Any
 from services.common.errors import InvalidInput
 from services.common.privacy import (
     id_number_hash,
+    keyed_hash,
     mask_id_number,
     mask_name,
     mask_phone,
@@ -25,7 +26,7 @@ from services.common.privacy import (
 )
 from services.matters.domain.records import ProtectedApplicant
 
-__all__ = ["CREDIT_CODE", "protect_applicant"]
+__all__ = ["CREDIT_CODE", "id_suffix_hash", "protect_applicant"]
 
 CREDIT_CODE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}\Z")
 # A contact phone once normalised: a mobile or a landline with its area code.
@@ -63,3 +64,15 @@ def protect_applicant(applicant: Mapping[str, Any], salt: str) -> ProtectedAppli
 def applicant_lookup_hash(id_number: str, salt: str) -> str:
     """The hash an application is found by: the same for ``…x``, ``…X`` and spaced forms."""
     return id_number_hash(salt, id_number)
+
+
+SUFFIX = 6  # the characters of an ID number a citizen types to read an application's progress
+
+
+def id_suffix_hash(salt: str, number: str, id_number: str) -> str:
+    """What an application keeps to check the last six characters of its applicant's ID
+    number (``applicant_suffix_hash``): keyed, and bound to the application's number, so
+    equal suffixes of two applications never hash alike. ``id_number`` may be the whole
+    number or just its last six; both normalise alike (``…123x`` is ``…123X``)."""
+    suffix = normalise_id_number(id_number)[-SUFFIX:]
+    return keyed_hash(salt, "id_suffix", f"{number}:{suffix}")

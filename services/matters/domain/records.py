@@ -96,6 +96,9 @@ class ApplicationRecord(ApplicationFacts):
     staff_id: str | None
     applicant: ProtectedApplicant
     applicant_hash: str
+    # the ID number's last six, keyed and bound to ``number`` (the citizen's progress
+    # page); applications stored before it have none and are never found that way
+    applicant_suffix_hash: NotRequired[str]
     materials: list[dict[str, Any]]
     notices: list[dict[str, Any]]
     state: str

@@ -30,6 +30,7 @@ from services.matters.domain import (
     suspended_working_days,
 )
 from services.matters.domain import applications as rules
+from services.matters.domain.identity import id_suffix_hash
 from services.matters.domain.records import ApplicationRecord
 from services.matters.usecases.base import CAS_ATTEMPTS, MattersBase, argument
 
@@ -85,6 +86,9 @@ class Applications(MattersBase):
             "updated_at": now,
             "outbox_pending": True,
         }
+        doc["applicant_suffix_hash"] = id_suffix_hash(
+            self.salt, doc["number"], d["applicant"]["id_number"]
+        )
         if d["refusal"] is not None:
             doc.update(rules.refusal(d["refusal"]["reason"], d["refusal"]["basis"], now))
             outcome = "not_accepted"

@@ -16,7 +16,13 @@ from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.store import Doc
 from services.common.validation import load
 from services.matters import schemas
-from services.matters.domain import AVAILABILITY, CASE_TYPES, MATTER_TYPES, Matter
+from services.matters.domain import (
+    AVAILABILITY,
+    CASE_TYPES,
+    MATERIAL_FORMS,
+    MATTER_TYPES,
+    Matter,
+)
 from services.matters.domain.records import CatalogVersion
 from services.matters.guide import render_guide
 from services.matters.usecases.base import CAS_ATTEMPTS, MattersBase
@@ -158,6 +164,11 @@ class CatalogView(MattersBase):
         view["type_name"] = MATTER_TYPES.get(doc.get("type", ""), "")
         view["case_type_name"] = CASE_TYPES.get(doc.get("case_type", ""), "")
         view["availability_name"] = AVAILABILITY.get(doc.get("availability", ""), "")
+        # Each material's form by name too, so a page renders the guide from data alone.
+        view["materials"] = [
+            {**m, "form_name": MATERIAL_FORMS.get(m.get("form", ""), "")}
+            for m in doc.get("materials", [])
+        ]
         return view
 
     def version_view(self, record: CatalogVersion) -> dict[str, Any]:
@@ -187,6 +198,7 @@ class CatalogView(MattersBase):
             "status": doc.get("status"),
             "matter_version": doc.get("matter_version"),
             "availability": doc.get("availability"),
+            "availability_name": AVAILABILITY.get(doc.get("availability", ""), ""),
         }
 
     def refresh_index(self) -> None:

@@ -24,7 +24,7 @@ from services.matters.usecases.base import MattersBase, argument
 
 log = logging.getLogger(__name__)
 
-_HIDDEN = ("_seq", "applicant_hash", "outbox_pending")
+_HIDDEN = ("_seq", "applicant_hash", "applicant_suffix_hash", "outbox_pending")
 
 
 class Listing(MattersBase):

@@ -99,10 +99,46 @@ def figures(stats: Mapping[str, Any]) -> DailyFigure:
         "issued": stats.get("issued", 0),
         "served": stats.get("served", 0),
         "no_show": stats.get("no_show", 0),
+        # the counts behind the share, so a parent can add categories and days exactly
+        "called": called,
+        "within_target": stats.get("within_target", 0),
         "wait_p50_s": bucket_quantile(buckets, 0.5),
         "wait_p90_s": bucket_quantile(buckets, 0.9),
         "within_target_share": round(stats.get("within_target", 0) / called, 4) if called else None,
     }
+
+
+def site_days(figures: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Daily figures of every category added up per site and day. The share called within
+    the target is exact from the counts; a figure from an older child without them makes
+    the day's share unknown (None), never a guess."""
+    days: dict[tuple[str, str], dict[str, Any]] = {}
+    for fig in figures:
+        day = days.setdefault(
+            (fig["site_code"], fig["date"]),
+            {
+                "site_code": fig["site_code"],
+                "date": fig["date"],
+                "issued": 0,
+                "served": 0,
+                "no_show": 0,
+                "called": 0,
+                "within_target": 0,
+                "exact": True,
+            },
+        )
+        for key in ("issued", "served", "no_show", "called", "within_target"):
+            day[key] += int(fig.get(key) or 0)
+        if "called" not in fig and fig.get("within_target_share") is not None:
+            day["exact"] = False
+    rows = []
+    for site_day in sorted(days):
+        day = days[site_day]
+        exact = day.pop("exact")
+        called = day["called"]
+        share = round(day["within_target"] / called, 4) if called and exact else None
+        rows.append({**day, "within_target_share": share})
+    return rows
 
 
 def stats_from_tickets(

@@ -135,6 +135,8 @@ class DailyFigure(TypedDict):
     issued: int
     served: int
     no_show: int
+    called: NotRequired[int]  # from the dashboard's version on; older children omit them
+    within_target: NotRequired[int]
     wait_p50_s: int | None
     wait_p90_s: int | None
     within_target_share: float | None

@@ -8,9 +8,11 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from services.common import site
 from services.common.clock import iso
 from services.common.store import Doc
-from services.queue import domain
+from services.common.validation import load
+from services.queue import domain, schemas
 from services.queue.usecases.base import QueueBase
 
 
@@ -73,6 +75,37 @@ class Figures(QueueBase):
         self.flush_stats()
         found = self.repo.day_stats.find({"date": self._today()})
         return [dict(domain.figures(s)) for s in sorted(found, key=lambda s: s["category"])]
+
+    def subtree_figures(self, date_from: str, date_to: str) -> dict[str, Any]:
+        """Per site and day, this site's figures and those replicated from its subtree
+        (every category added up), for the supervisor's dashboard. Today's own figures are
+        current to the last action; a child's are as fresh as its last sync. ``waiting``
+        is known live only here (a child's queue is not replicated live)."""
+        span = load(schemas.DateRangeArgs, {"date_from": date_from, "date_to": date_to})
+        first, last = span["date_from"].isoformat(), span["date_to"].isoformat()
+        query: dict[str, Any] = {"date": {"$gte": first, "$lte": last}}
+        sites = site.subtree_range(self.site_code)
+        if sites is not None:
+            query["site_code"] = sites
+        today = self._today()
+        found: list[Mapping[str, Any]] = [
+            f
+            for f in self.repo.figures.find(query)
+            if not (f["site_code"] == self.site_code and f["date"] == today)
+        ]
+        if first <= today <= last:
+            self.flush_stats()
+            found += [domain.figures(s) for s in self.repo.day_stats.find({"date": today})]
+        setup, _ = self.setup()
+        waiting = sum(len(self.repo.waiting(today, prefix)) for prefix in setup.categories)
+        return {
+            "site_code": self.site_code,
+            "date_from": first,
+            "date_to": last,
+            "today": today,
+            "waiting_now": {self.site_code: waiting},
+            "rows": domain.site_days(found),
+        }
 
     def window_today(self, window: str) -> dict[str, Any]:
         """Today's tickets of one window (本窗口今日), counted from the tickets themselves:

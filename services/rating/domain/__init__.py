@@ -38,7 +38,13 @@ from services.rating.domain.export import (
     ExportProfile,
     export_record,
 )
-from services.rating.domain.periods import month_key, parse_period, plan_periods, week_key
+from services.rating.domain.periods import (
+    month_key,
+    parse_period,
+    plan_periods,
+    plan_trimmed,
+    week_key,
+)
 from services.rating.domain.rollups import (
     CONTRIBUTIONS,
     COUNT_FIELDS,
@@ -49,6 +55,8 @@ from services.rating.domain.rollups import (
     delta,
     evaluation_contribution,
     expand,
+    pair_dimension,
+    split_value,
 )
 from services.rating.domain.rules import Calendar, Rules, local_day
 from services.rating.domain.scale import (
@@ -140,14 +148,17 @@ __all__ = [
     "month_key",
     "open_case",
     "overdue_steps",
+    "pair_dimension",
     "parse_period",
     "plan_periods",
+    "plan_trimmed",
     "rank",
     "rate",
     "record_callback",
     "record_feedback",
     "record_rectification",
     "review_appeal",
+    "split_value",
     "suspicion_reasons",
     "week_key",
     "within_calendar_days",

@@ -55,3 +55,34 @@ def plan_periods(
             days.append((max(first, date_from).isoformat(), min(last, date_to).isoformat()))
         first = nxt
     return months, days
+
+
+DayRanges = list[tuple[str, str]]
+
+
+def plan_trimmed(
+    date_from: date, date_to: date, by_day: bool, today: date
+) -> tuple[list[str], DayRanges, DayRanges]:
+    """Like ``plan_periods``, but a month is read whole, less the days outside the range,
+    when fewer of those can hold buckets (none after ``today``) than the range covers:
+    (months, day ranges to add, day ranges to subtract). This month to date then reads one
+    bucket a site instead of one a day; the counters are exact sums, so the difference is
+    exact."""
+    months, days = plan_periods(date_from, date_to, by_day)
+    added: DayRanges = []
+    minus: DayRanges = []
+    for first_s, last_s in days:
+        first, last = date.fromisoformat(first_s), date.fromisoformat(last_s)
+        start = first.replace(day=1)
+        end = date(start.year + start.month // 12, start.month % 12 + 1, 1) - timedelta(days=1)
+        covered = (last - first).days + 1
+        outside = (first - start).days + max(0, (min(end, today) - last).days)
+        if by_day or covered <= outside:
+            added.append((first_s, last_s))
+            continue
+        months.append(month_key(start))
+        if first > start:
+            minus.append((start.isoformat(), (first - timedelta(days=1)).isoformat()))
+        if last < end:
+            minus.append(((last + timedelta(days=1)).isoformat(), end.isoformat()))
+    return sorted(months), added, minus

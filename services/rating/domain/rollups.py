@@ -1,11 +1,13 @@
 """Rollups: what one evaluation or case contributes to the statistics buckets (one per
-day and month × site × dimension), and the arithmetic of folding a newer version in as the
-difference from what its previous version contributed. The folding itself (watermarks,
-marks, compare-and-set) is ``services/rating/rollups.py``."""
+day and month × site × dimension, single dimensions and pairs of them), and the
+arithmetic of folding a newer version in as the difference from what its previous
+version contributed. The folding itself (watermarks, marks, compare-and-set) is
+``services/rating/rollups.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from itertools import combinations
 from typing import Any
 
 from services.rating.domain.cases import CaseState
@@ -31,6 +33,27 @@ _DIM_SOURCES = {
 }
 
 
+# A pair bucket's dimension is ``<a>+<b>`` (in ``_DIM_SOURCES`` order), its values
+# ``<value a>\x1f<value b>``: two filters, or a filter and a grouping, are read from one
+# bucket instead of a scan of the records.
+PAIR_JOIN = "+"
+VALUE_JOIN = "\x1f"
+
+
+def pair_dimension(dims: tuple[str, ...]) -> str:
+    """The bucket dimension holding these one or two dimensions (in any order)."""
+    ordered = [d for d in _DIM_SOURCES if d in dims]
+    return PAIR_JOIN.join(ordered)
+
+
+def split_value(dim: str, value: str) -> dict[str, str]:
+    """A bucket value as ``{dimension: value}`` (one entry, or two for a pair bucket)."""
+    names = dim.split(PAIR_JOIN)
+    if len(names) == 1:
+        return {dim: value}
+    return dict(zip(names, value.split(VALUE_JOIN, 1), strict=True))
+
+
 def bucket_id(period: str, site_code: str, dim: str) -> str:
     """A rollup document: one period (a day ``YYYY-MM-DD`` or a month ``YYYY-MM``), one
     site, one dimension; inside, counters per dimension value and field."""
@@ -38,11 +61,16 @@ def bucket_id(period: str, site_code: str, dim: str) -> str:
 
 
 def _keys(doc: Mapping[str, Any]) -> list[list[str]]:
-    pairs = [["all", ALL]]
-    for dim, field in _DIM_SOURCES.items():
-        value = doc.get(field)
-        if value not in (None, ""):
-            pairs.append([dim, str(value)])
+    present = [
+        (dim, str(doc[field]))
+        for dim, field in _DIM_SOURCES.items()
+        if doc.get(field) not in (None, "")
+    ]
+    if any(VALUE_JOIN in value for _, value in present):  # refused as a replicated record
+        raise ValueError("a dimension value holds the pair separator")
+    pairs = [["all", ALL], *([dim, value] for dim, value in present)]
+    for (a, va), (b, vb) in combinations(present, 2):
+        pairs.append([f"{a}{PAIR_JOIN}{b}", f"{va}{VALUE_JOIN}{vb}"])
     return pairs
 
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from services.common.evaluation_coding import FIRST as FIRST
+from services.common.evaluation_coding import LEVEL_ZH as CODED_LEVEL_ZH
+from services.common.evaluation_coding import SUPPLEMENTARY as SUPPLEMENTARY
+
 
 class Level(StrEnum):
     """满意度: the national five levels, best first; the last two are bad ratings (差评)."""
@@ -28,13 +32,8 @@ class Level(StrEnum):
         return self in BAD_LEVELS
 
 
-LEVEL_ZH = {
-    Level.VERY_SATISFIED: "非常满意",
-    Level.SATISFIED: "满意",
-    Level.BASICALLY_SATISFIED: "基本满意",
-    Level.DISSATISFIED: "不满意",
-    Level.VERY_DISSATISFIED: "非常不满意",
-}
+# The names are the export coding's (services/common/evaluation_coding.py), kept once.
+LEVEL_ZH = {level: CODED_LEVEL_ZH[level.value] for level in Level}
 BAD_LEVELS = frozenset({Level.DISSATISFIED, Level.VERY_DISSATISFIED})
 # 好评 = the two top levels; 满意 (satisfaction) = every level that is not bad.
 GOOD_LEVELS = frozenset({Level.VERY_SATISFIED, Level.SATISFIED})
@@ -78,7 +77,6 @@ SUGGESTION = "suggestion"
 DIMENSIONS = ("window", "staff", "matter", "department", "channel")
 ALL = "*"
 
-FIRST, SUPPLEMENTARY = 1, 2
 
 # Why a rating is held for review instead of counted (see ``submission.suspicion_reasons``).
 HOLD_ZH = {

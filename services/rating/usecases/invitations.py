@@ -43,6 +43,21 @@ class Invitations(RatingBase):
                 invitation["id"], {"state": "answered", "evaluation_id": first["id"]}
             )
 
+    def invitation_status(
+        self, kind: str, ref_id: str, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """Whether a ticket or an application may be rated now: ``none`` (no invitation
+        yet: the service has not ended), ``open``, or ``answered`` (its first rating is
+        stored; ``mine`` when that rating came with ``request_id``, i.e. a retry)."""
+        args = {"kind": kind, "ref_id": ref_id, "request_id": request_id}
+        data = load(schemas.InvitationStatusArgs, args)
+        first = self._stored_evaluation(data["kind"], data["ref_id"], domain.FIRST)
+        if first is not None:
+            mine = data["request_id"] is not None and first.get("request_id") == data["request_id"]
+            return {"state": "answered", "mine": mine}
+        invited = self.repo.invitation(f"{data['kind']}:{data['ref_id']}") is not None
+        return {"state": "open" if invited else "none", "mine": False}
+
     def pull_invitations(self, source: str, fetch: Callable[[int, int], dict[str, Any]]) -> int:
         """Follow ``source``'s invitation feed from the checkpoint; ``fetch(since, limit)``
         is the RPC call (``adapters/sources.py``)."""

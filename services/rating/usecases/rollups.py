@@ -71,39 +71,53 @@ class Rollups(RatingBase):
         group_by: str | None,
     ) -> dict[str, Any]:
         self.fold()
-        filter_dim = next((d for d in domain.DIMENSIONS if data.get(d) is not None), None)
-        if filter_dim and group_by in domain.DIMENSIONS and group_by != filter_dim:
+        filters = {d: str(data[d]) for d in domain.DIMENSIONS if data.get(d) is not None}
+        grouped = (group_by,) if group_by in domain.DIMENSIONS and group_by not in filters else ()
+        dims = (*filters, *grouped)
+        if len(dims) > 2:  # no bucket holds three dimensions, and a scan is not bounded
             raise InvalidInput.field(
-                "group_by", f"按 {filter_dim} 筛选时只能按该维度、站点或时间分组"
+                "group_by" if grouped else "filters",
+                f"最多同时按两个维度筛选或分组，收到 {', '.join(dims)}",
             )
-        dim = filter_dim or (group_by if group_by in domain.DIMENSIONS else "all")
-        wanted = str(data[filter_dim]) if filter_dim else None
+        dim = domain.pair_dimension(dims) if dims else "all"
         sites = subtree_range(root, prefix(root))
-        months, day_ranges = domain.plan_periods(date_from, date_to, group_by in ("day", "week"))
-        queries: list[dict[str, Any]] = []
+        by_day = group_by in ("day", "week")
+        today = domain.local_day(self.clock(), self.settings.zone)
+        months, day_ranges, minus = domain.plan_trimmed(date_from, date_to, by_day, today)
+        queries: list[tuple[int, dict[str, Any]]] = []
         if months:
-            queries.append({"dim": dim, "grain": "month", "period": {"$in": months}})
-        for first, last in day_ranges:
-            queries.append({"dim": dim, "grain": "day", "period": {"$gte": first, "$lte": last}})
+            queries.append((1, {"dim": dim, "grain": "month", "period": {"$in": months}}))
+        for sign, ranges in ((1, day_ranges), (-1, minus)):
+            for first, last in ranges:
+                span = {"$gte": first, "$lte": last}
+                queries.append((sign, {"dim": dim, "grain": "day", "period": span}))
         groups: dict[str, dict[str, int]] = {}
         total: dict[str, int] = {}
-        for query in queries:
+        for sign, query in queries:
             if sites is not None:
                 query["site_code"] = sites
             for bucket in self.repo.buckets(query):
                 values = bucket.get("values") or {}
-                if wanted is not None:
+                if dims == (*filters,) and len(dims) == 1:  # one filter: its value alone
+                    wanted = filters[dims[0]]
                     values = {wanted: values[wanted]} if wanted in values else {}
                 for value, counts in values.items():
+                    parts = domain.split_value(dim, value)
+                    if any(parts.get(d) != v for d, v in filters.items()):
+                        continue
+                    signed = counts if sign > 0 else {f: -int(n) for f, n in counts.items()}
                     if group_by is not None:
-                        key = domain.group_key(bucket, value, group_by)
-                        domain.add_counts(groups.setdefault(key, {}), counts)
-                    domain.add_counts(total, counts)
+                        own = parts.get(group_by, value)  # the grouped dimension's own value
+                        key = domain.group_key(bucket, own, group_by)
+                        domain.add_counts(groups.setdefault(key, {}), signed)
+                    domain.add_counts(total, signed)
+        # a group seen only on the days a trimmed month subtracts nets to nothing
+        groups = {k: v for k, v in groups.items() if any(v.values())}
         return {
             "site_code": root,
             "date_from": date_from.isoformat(),
             "date_to": date_to.isoformat(),
-            "filter": {filter_dim: data[filter_dim]} if filter_dim else {},
+            "filter": {d: data[d] for d in filters},
             "group_by": group_by,
             "total": domain.figures(total),
             "groups": [{"key": k, **domain.figures(v)} for k, v in sorted(groups.items())]

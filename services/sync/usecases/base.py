@@ -25,6 +25,7 @@ from services.sync.ports import (
     Local,
     LocalUnavailable,
     Lock,
+    Platform,
     Spawn,
     Upstream,
     UpstreamSession,
@@ -40,6 +41,11 @@ UP, DOWN, RECONCILE = "up", "down", "reconcile"
 KEY = "key"
 STATUS = "status"
 RETENTION = "retention"
+# The platform connector (usecases/platform.py): its task, checkpoint and parked feed, and
+# where the records its coding cannot express are kept.
+PLATFORM = "platform"
+PLATFORM_PARKED = f"{PLATFORM}:rating.evaluations"
+PLATFORM_SKIPPED = f"{PLATFORM}-skipped:rating.evaluations"
 # Errors after which the rest of an upstream session is pointless: the link is down.
 LINK_DOWN = frozenset({"unreachable", "timeout", "unknown_service"})
 # Failures after which the upstream connection is still sound (a typed answer came back).
@@ -62,6 +68,9 @@ class SyncState:
     # Who this process is in the store's leases (one active replicator per feed).
     holder: str = field(default_factory=lambda: uuid.uuid4().hex)
     leases: set[str] = field(default_factory=set)
+    # The platform connector's records acknowledged beyond its checkpoint (idempotency key
+    # → feed position): a page retried after a partial reply sends only the others.
+    platform_acked: dict[str, int] = field(default_factory=dict)
 
     def close_session(self) -> None:
         session, self.session = self.session, None
@@ -82,6 +91,7 @@ class SyncBase:
     state: SyncState
     local: Local
     upstream: Upstream
+    platform: Platform | None
     code: str
 
     @property
@@ -93,10 +103,14 @@ class SyncBase:
         return f"{self.settings.catalog_service}.catalog"
 
     def _parked_feeds(self) -> list[str]:
-        """The feeds whose records may be parked here: the upward feeds, and the catalog
-        when this site pulls it."""
+        """The feeds whose records may be parked here: the upward feeds, the catalog when
+        this site pulls it, the platform connector's refused and skipped records."""
         keys = [ref.key for ref in self.settings.upward]
-        return [*keys, self.catalog_feed] if self.settings.pull_catalog else keys
+        if self.settings.pull_catalog:
+            keys.append(self.catalog_feed)
+        if self.settings.platform is not None:
+            keys += [PLATFORM_PARKED, PLATFORM_SKIPPED]
+        return keys
 
     def _check_feed(self, feed: str | None) -> None:
         """``feed`` names one of the parked feeds (or is None: all of them)."""
@@ -134,7 +148,21 @@ class SyncBase:
     def _probe_key(self, up: UpstreamSession) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _gauge_backlog(self, ref: FeedRef) -> dict[str, Any]:
+    def _gauge_backlog(self, ref: FeedRef, direction: str = UP) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _leased(
+        self, name: str, job: Callable[[UpstreamSession], dict[str, Any]]
+    ) -> Callable[[UpstreamSession], dict[str, Any]]:
+        raise NotImplementedError
+
+    def _platform_run(self, due: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _retry_platform(self, feed: str | None = None) -> dict[str, int]:
+        raise NotImplementedError
+
+    def platform_status(self) -> dict[str, Any]:
         raise NotImplementedError
 
     def _attempt(

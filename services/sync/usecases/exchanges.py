@@ -16,6 +16,7 @@ from services.sync.usecases.base import (
     DOWN,
     KEY,
     LINK_DOWN,
+    PLATFORM_PARKED,
     RECONCILE,
     RETENTION,
     SESSION_SURVIVES,
@@ -44,6 +45,8 @@ class Exchanges(SyncBase):
         tasks[STATUS] = Task(s.status_interval, s.backoff)
         tasks[RETENTION] = Task(s.retention_interval, s.backoff)
         tasks[KEY] = Task(s.key_check_interval, s.backoff)
+        if s.platform is not None:
+            tasks[PLATFORM_PARKED] = Task(s.platform.interval, s.platform.backoff)
 
     def tick(self) -> None:
         """One timer tick: run whatever is due, unless an operator's push is running."""
@@ -52,6 +55,8 @@ class Exchanges(SyncBase):
         try:
             now = self.monotonic()
             self._run(lambda name: self.state.tasks[name].due(now))
+            platform = self.state.tasks.get(PLATFORM_PARKED)
+            self._platform_run(platform is not None and platform.due(self.monotonic()))
             status = self.state.tasks[STATUS]
             if status.due(now):
                 self.status()
@@ -67,6 +72,7 @@ class Exchanges(SyncBase):
         """Run every exchange now, waiting for a running one to finish first."""
         with self.state.lock:
             results = self._run(lambda name: name != RECONCILE)
+            results.update(self._platform_run(True))
         return {"site_code": self.code, "results": results, "status": self.status()}
 
     def reconcile_now(self) -> dict[str, Any]:
@@ -94,6 +100,8 @@ class Exchanges(SyncBase):
 
     def close(self) -> None:
         self.state.close_session()
+        if self.platform is not None:
+            self.platform.close()
         for name in sorted(self.state.leases):
             self.repo.release(name, self.state.holder)
         self.state.leases.clear()

@@ -15,10 +15,19 @@ from services.sync import domain
 from services.sync.domain import FeedRef, Span
 from services.sync.ports import Pending, UpstreamSession
 from services.sync.store import Position, new_epoch
-from services.sync.usecases.base import SESSION_SURVIVES, UP, SyncBase, classify, log
+from services.sync.usecases.base import (
+    PLATFORM_PARKED,
+    PLATFORM_SKIPPED,
+    SESSION_SURVIVES,
+    UP,
+    SyncBase,
+    classify,
+    log,
+)
 
 # items read, batches, last position of the page, the page itself (incarnation, high water)
 Page = tuple[int, list[Span], int, dict[str, Any]]
+PLATFORM_FEEDS = (PLATFORM_PARKED, PLATFORM_SKIPPED)
 
 
 class Replicator(SyncBase):
@@ -217,6 +226,8 @@ class Replicator(SyncBase):
         with self.state.lock:
             if self.settings.pull_catalog and feed in (None, self.catalog_feed):
                 summary[self.catalog_feed] = self._retry_catalog()
+            if self.settings.platform is not None and feed in (None, *PLATFORM_FEEDS):
+                summary[PLATFORM_PARKED] = self._retry_platform_now(feed)
             if not upward:
                 return {"site_code": self.code, "results": summary}
             try:
@@ -229,6 +240,15 @@ class Replicator(SyncBase):
                     self.state.close_session()
                 raise UpstreamUnavailable(message) from None
         return {"site_code": self.code, "results": summary}
+
+    def _retry_platform_now(self, feed: str | None) -> dict[str, Any]:
+        """The platform's parked and skipped records again; a platform that does not answer
+        is reported as the outcome (the upward feeds are retried all the same)."""
+        try:
+            return self._retry_platform(feed if feed in PLATFORM_FEEDS else None)
+        except Exception as exc:  # noqa: BLE001  (classified and reported, not raised)
+            reason, message = classify(exc)
+            return {"ok": False, "reason": reason, "error": message}
 
     def _retry_feed(self, up: UpstreamSession, key: str, ref: FeedRef) -> dict[str, int]:
         resolved = still = after = 0

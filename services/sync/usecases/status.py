@@ -19,8 +19,10 @@ PING_TIMEOUT = 10.0
 
 
 class Status(SyncBase):
-    def _gauge_backlog(self, ref: FeedRef) -> dict[str, Any]:
-        checkpoint = self.repo.checkpoint(f"{UP}:{ref.key}")
+    def _gauge_backlog(self, ref: FeedRef, direction: str = UP) -> dict[str, Any]:
+        """Backlog and oldest unsent age of ``ref`` behind the checkpoint ``direction:feed``
+        (``up``, or the platform connector's)."""
+        checkpoint = self.repo.checkpoint(f"{direction}:{ref.key}")
         now = self.clock()
         try:
             page = self.local.call(ref.service, "feed", ref.feed, checkpoint, 1)
@@ -36,7 +38,7 @@ class Status(SyncBase):
             first = page["items"][0]
             stamp = first.get("updated_at") or first.get("created_at")
             oldest = domain.age_seconds(stamp, now) or 0.0
-        labels = {**self.metrics.site, "direction": UP, "feed": ref.key}
+        labels = {**self.metrics.site, "direction": direction, "feed": ref.key}
         self.metrics.backlog.labels(**labels).set(backlog)
         self.metrics.oldest.labels(**labels).set(oldest)
         return {"backlog": backlog, "oldest_unsent_age_seconds": round(oldest, 3)}
@@ -69,6 +71,7 @@ class Status(SyncBase):
             "children": children,
             "reconcile": outcome(self.repo.outcome(RECONCILE)) if has_upstream else {},
             "key": self.key_status() if has_upstream else {},
+            "platform": self.platform_status(),
         }
 
     def _down_status(self) -> dict[str, Any]:
