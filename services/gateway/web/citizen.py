@@ -12,12 +12,12 @@ from werkzeug.wrappers import Request, Response
 
 from services.common import service as base
 from services.common.errors import Forbidden, NotFound, UpstreamUnavailable
-from services.common.identity import Kind, Principal
+from services.common.identity import Principal
 from services.common.validation import load
 from services.gateway import schemas
 from services.gateway.app import GatewayApp
 from services.gateway.citizen import Citizens
-from services.gateway.web.screens import page, qr_link, request_json
+from services.gateway.web.screens import as_gateway, page, qr_link, request_json
 
 # The rating page's first screen, by the invitation's state (rating.invitation_status).
 STATES = {
@@ -39,14 +39,8 @@ class CitizenPages:
         raise NotImplementedError
 
     def _citizens(self) -> Citizens:
-        """The use cases, calling rating and matters as the gateway itself, through the
-        bridge (its deadline: a service down is a calm 503, not a page that hangs)."""
-        me = Principal(Kind.SERVICE, "gateway", self.app.site)
-
-        def call(service: str, method: str, *args: Any) -> Any:
-            return self.bridge(me, (service, method), (list(args), {}))
-
-        return Citizens(self.app, call)
+        """The use cases, calling rating and matters as the gateway itself."""
+        return Citizens(self.app, as_gateway(self.app, self.bridge))
 
     @base.api("GET", "/m/r/<string:token>", exposed=True)
     def rate_page(self, request: Request, token: str) -> Response:

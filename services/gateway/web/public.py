@@ -15,10 +15,9 @@ from werkzeug.wrappers import Request, Response
 
 from services.common import service as base
 from services.common.errors import HallError, InvalidInput, NotFound
-from services.common.identity import Kind, Principal
 from services.gateway.app import GatewayApp
 from services.gateway.web import guide, report
-from services.gateway.web.screens import page
+from services.gateway.web.screens import as_gateway, page
 
 # A report is data of the past (the current month changes only as ratings arrive): a
 # browser or proxy may keep it five minutes. Error pages are never kept.
@@ -38,8 +37,7 @@ class PublicPages:
 
     def _public(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """A public RPC of this site, called as the gateway itself."""
-        me = Principal(Kind.SERVICE, "gateway", self.app.site)
-        return self.bridge(me, (service, method), (list(args), kwargs))
+        return as_gateway(self.app, self.bridge)(service, method, *args, **kwargs)
 
     def _notice(
         self, status: int, css: str, heading: str, text: str, back: tuple[str, str]

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Request, Response
 
 from services.common import service as base
 from services.common.errors import Forbidden, InvalidInput, NotFound
-from services.common.identity import Principal
+from services.common.identity import Kind, Principal
 from services.common.streams import live_body
 from services.common.validation import load
 from services.gateway import schemas
@@ -45,6 +45,18 @@ SECURE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+
+def as_gateway(app: GatewayApp, bridge: Any) -> Any:
+    """``call(service, method, *args, **kwargs)``: an RPC of this site made as the gateway
+    itself, through the bridge (its deadline: a service down is a typed error, not a page
+    that hangs). For the public and the citizens' pages, which have no signed-in person."""
+    me = Principal(Kind.SERVICE, "gateway", app.site)
+
+    def call(service: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        return bridge(me, (service, method), (list(args), kwargs))
+
+    return call
 
 
 def request_json(request: Request) -> Any:

@@ -22,7 +22,6 @@ COOKIE = "hall_session"
 # Where a sign-in may send the browser back to: this gateway's own pages only, never
 # another host (``//evil``) or a script URL.
 RETURNABLE = re.compile(r"/(window|manage|dashboard)\Z")
-HOME = {"clerk": "/window", "manager": "/manage", "supervisor": "/dashboard"}
 
 
 def staff_bar(app: GatewayApp, who: Principal, title: str) -> str:
