@@ -96,7 +96,13 @@ def connector(fake: FakePlatform, vhost: str, data: Path, batch: int, expected: 
         "backoff_base": 0.05,
         "backoff_cap": 0.5,
     }
-    section = {"upward": [], "pull_catalog": False, "cycle_seconds": 60.0, "platform": platform}
+    section = {
+        "upward": [],
+        "pull_catalog": False,
+        "pull_outcomes": False,
+        "cycle_seconds": 60.0,
+        "platform": platform,
+    }
     container = ServiceContainer(
         SyncService, site_config(vhost, data, COUNTY, "county", port=free_port(), SYNC=section)
     )

@@ -134,6 +134,7 @@ class Bench:
             "cycle_seconds": 3600,  # the timed push_now drains the whole backlog
             "push_interval": 3600 if tier == "village" else 0.2,
             "pull_catalog": False,
+            "pull_outcomes": False,
             "reconcile_interval": 86400,
         }
         lines = [

@@ -81,6 +81,15 @@ def is_proper_ancestor(ancestor: str, code: str) -> bool:
     return len(prefix(ancestor)) < len(prefix(code)) and within_subtree(code, ancestor)
 
 
+def ancestor_at(code: str, tier: Tier) -> str | None:
+    """The code of the site above ``code`` at ``tier`` (``421302`` for village
+    ``421302101201`` at ``county``), or None when ``tier`` is not above it."""
+    digits = _SIGNIFICANT_DIGITS[tier]
+    if digits >= len(prefix(code)):
+        return None
+    return code[:digits].ljust(_CODE_LENGTH[tier], "0")
+
+
 def tier_of(code: str) -> Tier:
     """The tier a well-formed code denotes, judged by its length and trailing zeros."""
     if code == NATIONAL_CODE:

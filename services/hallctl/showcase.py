@@ -1,5 +1,6 @@
 """What `hallctl demo` shows once the network is healthy: the county's catalog reaching the
-village, and a service rated at the village reaching the county's statistics."""
+village, a 代办 application forwarded by the village and handled at the town, and its
+rating at the village reaching the county's statistics."""
 
 from __future__ import annotations
 
@@ -51,8 +52,10 @@ def show_flow(layout: Layout, passwords: dict[str, str]) -> bool:
             return False
         total = village.matters.search_matters(limit=1)["total"]
         print(f"✓ 事项目录已下发到村站：{total} 项，例如《{matter['name']}》", flush=True)
-        evaluation = _serve_and_rate(village, matter["code"])
-        print(f"✓ 村站办结《{matter['name']}》并收到评价「{evaluation['level_zh']}」", flush=True)
+        evaluation = _serve_and_rate(village, matter)
+        if evaluation is None:
+            return False
+        print(f"✓ 村站送达办理结果并收到评价「{evaluation['level_zh']}」", flush=True)
         village.sync.push_now()
     with rpc(layout, COUNTY, passwords[COUNTY.code]) as county:
         arrived = wait_for(lambda: _county_has(county, evaluation["id"]), timeout=60)
@@ -70,11 +73,12 @@ def _proxy_matter(village: Any) -> dict[str, Any] | None:
     return next((m for m in found["items"] if m["case_type"] == "1"), None)
 
 
-def _serve_and_rate(village: Any, code: str) -> dict[str, Any]:
-    matter = village.matters.get_matter(code)
+def _serve_and_rate(village: Any, found: dict[str, Any]) -> dict[str, Any] | None:
+    """代办: the village forwards, the handling site completes, the village rates."""
+    matter = village.matters.get_matter(found["code"])
     application = village.matters.submit_application(
         {
-            "matter_code": code,
+            "matter_code": found["code"],
             "applicant": {"kind": "person", "name": "演示群众", "id_number": demo_id_number()},
             "channel": "proxy",
             "materials": [
@@ -84,7 +88,20 @@ def _serve_and_rate(village: Any, code: str) -> dict[str, Any]:
             "staff_id": "demo-clerk",
         }
     )
-    ref = {"kind": "application", "id": application["id"]}
+    handler = application["handled_by"]
+    print(f"✓ 村站受理《{matter['name']}》（代办），已转报站点 {handler}", flush=True)
+    app_id = application["id"]
+    done = wait_for(
+        lambda: village.matters.get_application(app_id)["state"] == "completed",
+        timeout=60,
+        step=0.5,
+    )
+    if done is None:
+        print(f"✗ 60 秒内站点 {handler} 的办理结果未回到村站", flush=True)
+        return None
+    print(f"✓ 站点 {handler} 已办结，结果已回传村站", flush=True)
+    village.matters.deliver_application(app_id, "window_pickup")
+    ref = {"kind": "application", "id": app_id}
     wait_for(lambda: village.rating.pending_for_window("1"), timeout=10, step=0.5)
     evaluation: dict[str, Any] = village.rating.submit_evaluation(
         {"service_ref": ref, "channel": "pad", "level": "very_satisfied"}

@@ -19,6 +19,7 @@ ACCESS: dict[str, Rule] = {
     "search_matters": rule(PUBLIC),
     "catalog_changes": rule(PUBLIC),
     "apply_catalog": rule("service:sync", OPERATOR),
+    "apply_proxy_outcomes": rule("service:sync", OPERATOR),  # 代办 outcomes pulled down
     "set_local_availability": rule("manager", OPERATOR),
     # applications (办件): the window desk
     "submit_application": rule(*DESK, actor="application.staff_id", window="application.window"),

@@ -1,7 +1,8 @@
 """The matters use cases, composed: catalog lifecycle and replication (``usecases/catalog``),
 the current view, reading and search (``usecases/catalog_view``), applications
 (``usecases/applications``), reading applications and gauges (``usecases/listing``),
-a citizen's progress query (``usecases/progress``), and what is published to other
+a citizen's progress query (``usecases/progress``), 代办 across tiers
+(``usecases/proxy``), and what is published to other
 services (``usecases/outbox``).
 
 One ``MattersApp`` per container, built by ``provider.MattersProvider``; the entrypoints in
@@ -27,11 +28,12 @@ from services.matters.usecases.catalog_view import CatalogView
 from services.matters.usecases.listing import Listing
 from services.matters.usecases.outbox import Outbox
 from services.matters.usecases.progress import Progress
+from services.matters.usecases.proxy import Proxy
 
 __all__ = ["MattersApp"]
 
 
-class MattersApp(Catalog, CatalogView, Applications, Listing, Outbox, Progress):
+class MattersApp(Catalog, CatalogView, Applications, Listing, Outbox, Progress, Proxy):
     def __init__(
         self, context: SiteContext, settings: MattersSettings, clock: Clock = utc_now
     ) -> None:
@@ -61,5 +63,6 @@ class MattersApp(Catalog, CatalogView, Applications, Listing, Outbox, Progress):
         self._last_tick = time.monotonic()
         self.project_catalog()
         repaired = self.sweep_outbox()
+        self.take_in()
         self.refresh_gauges()
         return repaired

@@ -33,6 +33,11 @@ class MattersMetrics:
             "Applications completed (办结), by channel and whether late",
             ["channel", "overdue"],
         )
+        self.proxied = m.counter(
+            "hall_applications_proxy_total",
+            "代办 applications: forwarded here, received here to handle, outcomes applied here",
+            ["step"],
+        )
         self.repaired = m.counter(
             "hall_outbox_repaired_total",
             "Outbox records written by the sweep after an interrupted write",

@@ -28,10 +28,21 @@ TICK_SECONDS = 1.0  # the app itself paces its work by MATTERS.sweep_interval_se
 class MattersService(base.SiteService, base.InvitationSource):
     name = "matters"
     access = ACCESS
-    feeds = ("catalog", "application_summaries", "evaluation_invitations")
-    replicated_feeds = ("application_summaries",)
+    feeds = (
+        "catalog",
+        "application_summaries",
+        "evaluation_invitations",
+        "proxy_requests",
+        "proxy_outcomes",
+    )
+    replicated_feeds = ("application_summaries", "proxy_requests")
 
     app: MattersApp = MattersProvider()
+
+    def store_replicated(self, name: str, docs: list[dict[str, Any]]) -> int:
+        if name == "proxy_requests":  # 代办 requests: kept to handle here, or passed on
+            return self.app.receive_requests(docs)
+        return super().store_replicated(name, docs)
 
     def _done(self, outcome: tuple[dict[str, Any], list[str]]) -> dict[str, Any]:
         view, invited = outcome
@@ -138,6 +149,14 @@ class MattersService(base.SiteService, base.InvitationSource):
     @rpc
     def list_applications(self, filters: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.app.list_applications(filters)
+
+    @rpc
+    def apply_proxy_outcomes(self, docs: list[dict[str, Any]]) -> dict[str, int]:
+        """Called by sync: what the handling sites did with this site's (or a site below's)
+        代办 applications."""
+        applied, invited = self.app.apply_outcomes(docs)
+        self.hint_invited(invited)
+        return {"applied": applied}
 
     # --- periodic -------------------------------------------------------------------------
     @timer(interval=TICK_SECONDS)

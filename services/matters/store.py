@@ -9,6 +9,11 @@ Collections (namespace ``matters``):
 - ``applications``: 办件, with protected applicant data (hash + masked form only);
 - ``application_summaries``: what may leave the site (no names, no ID numbers), feed;
 - ``evaluation_invitations``: one per completed application (一事一评), feed, outbox;
+- ``proxy_requests``: 代办 requests on their way up to the site that handles them (feed,
+  replicated up: this site's forwarded applications and those passing through);
+- ``proxy_intake``: the requests for this site to handle (followed from a checkpoint);
+- ``proxy_outcomes``: what handling sites did, on their way down to the proxy site (feed,
+  pulled by the sync of the sites below);
 - ``settings``: site-local settings: the generated privacy salt (``privacy.site_salt``)
   and the projection checkpoint.
 
@@ -60,6 +65,9 @@ class MattersRepository:
         )
         self.summaries = store.collection("application_summaries", [Index(("site_code",))])
         self.invitations = store.collection("evaluation_invitations")
+        self.requests = store.collection("proxy_requests")
+        self.intake = store.collection("proxy_intake")
+        self.outcomes = store.collection("proxy_outcomes")
         self.settings = store.collection("settings")
 
     # --- catalog ------------------------------------------------------------------------

@@ -19,5 +19,6 @@ ACCESS: dict[str, Rule] = {
     "ingest": rule(UPLINK),
     "verify_key": rule(UPLINK),
     "reconcile_counts": rule(UPLINK),
+    "proxy_outcomes": rule(UPLINK),  # 代办 outcomes of the child's subtree only
     "catalog_changes": rule(PUBLIC),
 }

@@ -26,6 +26,7 @@ DEFAULT_UPWARD = (
     {"service": "rating", "feed": "cases"},
     {"service": "matters", "feed": "application_summaries"},
     {"service": "queue", "feed": "daily_figures"},
+    {"service": "matters", "feed": "proxy_requests"},  # 代办, on their way to the handler
 )
 SITE_CODE = r"^[0-9]{6}([0-9]{3}){0,2}$"
 NAME = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
@@ -101,6 +102,7 @@ class SettingsSchema(Arguments):
     accept = _feed_list(None)
     catalog_service = _name("服务名", load_default="matters")
     pull_catalog = boolean(load_default=None, allow_none=True)
+    pull_outcomes = boolean(load_default=None, allow_none=True)
     batch_size = integer(1, MAX_PAGE, load_default=500)
     max_batch_bytes = integer(10_000, 64_000_000, load_default=4_000_000)
     max_record_bytes = integer(1_000, 4_000_000, load_default=256_000)
@@ -187,6 +189,15 @@ class ReconcileSchema(_FeedMessage):
         load_default=None,
         allow_none=True,
     )
+
+
+class OutcomesRequestSchema(_Signed):
+    """What ``sync.proxy_outcomes`` accepts: a child's signed request for the 代办 outcomes
+    of its subtree after a position of this site's ``proxy_outcomes`` feed."""
+
+    since = integer(0, required=True)
+    limit = integer(1, MAX_PAGE, required=True)
+    sent_at = text(min_len=0, load_default=None, allow_none=True)
 
 
 class KeyProbeSchema(_Signed):

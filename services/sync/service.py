@@ -101,6 +101,13 @@ class SyncService(base.SiteService):
         return self.app.catalog_changes(since, limit)
 
     @rpc
+    def proxy_outcomes(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Called by a child: a page of this site's 代办 outcomes after ``request.since``,
+        only those of the child's subtree (``more``: read on). ``Forbidden`` for a bad
+        signature or an unknown child."""
+        return self.app.proxy_outcomes(request)
+
+    @rpc
     def reconcile_counts(self, request: dict[str, Any]) -> dict[str, Any]:
         """Called by a child: the records held here per origin per day for its counts."""
         return self.app.reconcile_counts(request)

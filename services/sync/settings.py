@@ -64,6 +64,7 @@ class SyncSettings:
     accept: tuple[FeedRef, ...]
     catalog_service: str
     pull_catalog: bool
+    pull_outcomes: bool
     batch_size: int
     max_batch_bytes: int
     max_record_bytes: int
@@ -90,7 +91,8 @@ class SyncSettings:
         """Validate the ``SYNC:`` section; ``ConfigError`` naming ``SYNC.<key>``.
 
         ``pull_catalog`` defaults to the site's place: county and above publish the catalog
-        themselves (matters' ``catalog_source``), so only towns and villages pull it. With
+        themselves (matters' ``catalog_source``), so only towns and villages pull it; so
+        does ``pull_outcomes`` (代办 is handled at a town or county for a site below). With
         ``site_code``, every child must be a proper descendant of this site."""
         raw = dict(section)
         children = raw.get("children")
@@ -111,13 +113,16 @@ class SyncSettings:
         upward = tuple(FeedRef(**ref) for ref in data["upward"])
         accept = data["accept"]
         pull = data["pull_catalog"]
+        below_county = tier is None or tier.rank > Tier.COUNTY.rank
+        outcomes = data["pull_outcomes"]
         return cls(
             key=data["key"],
             children=data["children"],
             upward=upward,
             accept=upward if accept is None else tuple(FeedRef(**ref) for ref in accept),
             catalog_service=data["catalog_service"],
-            pull_catalog=pull if pull is not None else tier is None or tier.rank > Tier.COUNTY.rank,
+            pull_catalog=pull if pull is not None else below_county,
+            pull_outcomes=outcomes if outcomes is not None else below_county,
             batch_size=data["batch_size"],
             max_batch_bytes=data["max_batch_bytes"],
             max_record_bytes=data["max_record_bytes"],

@@ -1,7 +1,8 @@
 """The real matters service under the real sync service, county → town → village: the
-seeded county catalog reaches the village (同源发布) with local availability, a village
-application's summary reaches the county without personal data, and a retirement at the
-county reaches the village."""
+seeded county catalog reaches the village (同源发布) with local availability, a village's
+代办 application goes up to the town that handles it and its outcome comes back, its
+summary reaches the county once and without personal data, and a retirement at the county
+reaches the village."""
 
 from typing import Any
 
@@ -21,7 +22,10 @@ QUIET = {
     "push_interval": 3600,
     "pull_interval": 3600,
     "rpc_timeout": 10,
-    "upward": [{"service": "matters", "feed": "application_summaries"}],
+    "upward": [
+        {"service": "matters", "feed": "application_summaries"},
+        {"service": "matters", "feed": "proxy_requests"},
+    ],
 }
 
 
@@ -50,12 +54,25 @@ def test_catalog_down_and_summaries_up_through_real_sync(network: Any) -> None:
                 },
             }
         )
-        assert done["state"] == "completed"
+        assert (done["state"], done["handled_by"]) == ("forwarded", TOWN)
+    # one push of the village: the request goes up, the town (a 即办件) completes it at
+    # once, and the same push pulls the outcome down
+    network.push(VILLAGE)
+    with network.rpc(TOWN) as town:
+        copy = town.matters.get_application(done["id"])
+        assert (copy["state"], copy["proxy"]["site_code"]) == ("completed", VILLAGE)
+        assert copy["applicant"]["name"] == "王*"
+    with network.rpc(VILLAGE) as village:
+        back = village.matters.get_application(done["id"])
+        assert (back["state"], back["handled_by"]) == ("completed", TOWN)
+        assert village.sync.status()["down"]["matters.proxy_outcomes"]["last_success"]
     network.push(VILLAGE, TOWN)  # summaries: village → town → county
     with network.rpc(COUNTY) as county:
         summaries = county.matters.feed("application_summaries", 0, 100)["items"]
         [summary] = [s for s in summaries if s["id"] == done["id"]]
         assert (summary["site_code"], summary["state"]) == (VILLAGE, "completed")
+        assert summary["handled_by"] == TOWN
+        assert done["id"] not in {s["id"] for s in summaries if s["site_code"] == TOWN}
         assert (summary["matter_code"], summary["matter_version"]) == (PENSION, 1)
         assert "王" not in repr(summary)
         assert "applicant" not in summary

@@ -31,7 +31,13 @@ KEYS = {GOOD: "g" * 32, WRONG: "w" * 32, ROTATING: "r" * 32}
 NEW_KEY = "n" * 32
 # Nothing to push or pull: these children only check their key.
 FORBIDDEN = 'hall_sync_errors_total{direction="key",reason="forbidden"'
-KEY_ONLY = {"upward": [], "pull_catalog": False, "push_interval": 3600, "key_check_interval": 3600}
+KEY_ONLY = {
+    "upward": [],
+    "pull_catalog": False,
+    "pull_outcomes": False,
+    "push_interval": 3600,
+    "key_check_interval": 3600,
+}
 
 
 ACCESS = {**BASE_ACCESS, "ping": rule(OPERATOR)}
@@ -105,7 +111,7 @@ class Sites:
         if doubles:
             for cls in DOUBLES:
                 self.start(cls, {**config, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"})
-        quiet = {"push_interval": 3600, "pull_catalog": False}
+        quiet = {"push_interval": 3600, "pull_catalog": False, "pull_outcomes": False}
         sync = {**KEY_ONLY, **section} if not doubles else {**quiet, **section}
         self.start(SyncService, {**config, "SYNC": {"key": key, **sync}})
         return config

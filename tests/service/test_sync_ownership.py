@@ -24,6 +24,7 @@ SYNC = {
     "pull_interval": 3600,
     "rpc_timeout": 10,
     "pull_catalog": False,
+    "pull_outcomes": False,
     "upward": [{"service": "queue", "feed": "daily_figures"}],
 }
 

@@ -47,7 +47,13 @@ def sync_config(vhost: str, data: Path, url: str) -> dict[str, Any]:
         "backoff_base": 0.05,
         "backoff_cap": 0.4,
     }
-    section = {"upward": [], "pull_catalog": False, "cycle_seconds": 2.0, "platform": platform}
+    section = {
+        "upward": [],
+        "pull_catalog": False,
+        "pull_outcomes": False,
+        "cycle_seconds": 2.0,
+        "platform": platform,
+    }
     return site_config(vhost, data, COUNTY, "county", port=free_port(), SYNC=section)
 
 

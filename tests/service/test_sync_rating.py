@@ -19,6 +19,7 @@ PHONE, NAME = "13712340987", "欧阳修远"
 SYNC = {
     "push_interval": 3600,
     "pull_catalog": False,
+    "pull_outcomes": False,
     "upward": [
         {"service": "rating", "feed": "evaluations"},
         {"service": "rating", "feed": "cases"},

@@ -65,6 +65,9 @@ def test_demo_runs_until_ctrl_c_and_keeps_data(demo_args: list[str], tmp_path: P
         assert "421302101201 sync.ping_upstream() → 421302101" in output
         assert "421302101 sync.ping_upstream() → 421302 " in output
         assert "✓ 事项目录已下发到村站：36 项" in output
+        # 代办: forwarded to the town (the seed's first 即办件 a village proxies), handled there
+        assert "已转报站点 421302101" in output
+        assert "✓ 站点 421302101 已办结，结果已回传村站" in output
         assert "✓ 评价已逐级上报到县：421302101201 本月评价 1 条" in output
         assert re.search(r"sync\.status\(\) 421302101201\s+上行待传 0 条", output)
         assert_child_reaches_only_sync_upstream(demo_args)

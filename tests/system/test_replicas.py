@@ -579,6 +579,7 @@ def test_two_sync_processes_push_every_record_once(vhosts: VhostFactory, tmp_pat
         "key": SYNC_KEY,
         "upward": UPWARD,
         "pull_catalog": False,
+        "pull_outcomes": False,
     }
     town_data, village_data = tmp_path / "town", tmp_path / "village"
     town = [

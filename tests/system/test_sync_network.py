@@ -72,6 +72,7 @@ UPWARD = [
     {"service": "rating", "feed": "evaluations"},
     {"service": "rating", "feed": "cases"},
     {"service": "matters", "feed": "application_summaries"},
+    {"service": "matters", "feed": "proxy_requests"},
 ]
 ZONE = ZoneInfo("Asia/Shanghai")  # rating's default timezone: the day an evaluation counts on
 
@@ -631,8 +632,9 @@ def test_5_a_matter_published_while_the_village_is_offline_arrives_with_its_vers
     assert first is not None
     assert (first["matter_version"], first["name"]) == (1, matter["name"])
     assert status(village)["down"]["matters.catalog"]["backlog"] == 0
-    # The village handles an application under the version it received; its summary (no
-    # name, no ID number) goes up to national with that version.
+    # The village forwards an application under the version it received (代办: the town
+    # handles this matter); its summary (no name, no ID number) goes up to national with
+    # that version, once the town's outcome came back.
     with village.rpc() as rpc:
         application = rpc.matters.submit_application(
             {
@@ -644,22 +646,41 @@ def test_5_a_matter_published_while_the_village_is_offline_arrives_with_its_vers
                 "staff_id": "village-clerk",
             }
         )
-    assert (application["state"], application["matter_version"]) == ("completed", 2)
-
-    def summary_at_national() -> dict[str, Any] | None:
-        found = records(
-            net[NATIONAL],
-            lambda doc: doc["id"] == application["id"],
-            service="matters",
-            feed="application_summaries",
-        )
-        return found.get(application["id"])
-
-    summary = wait_for(summary_at_national, 30, "the application summary at national")
+    assert (application["state"], application["matter_version"]) == ("forwarded", 2)
+    summary = wait_for(
+        lambda: (
+            (s := summary_at(net[NATIONAL], application["id"])) and s["state"] == "completed" and s
+        ),
+        30,
+        "the application summary at national",
+        net.tails,
+    )
     assert (summary["site_code"], summary["matter_code"]) == (VILLAGE, code)
     assert (summary["matter_version"], summary["matter_name"]) == (2, renamed)
     assert summary["state"] == "completed"
     assert not {"applicant", "id_number", "name", "phone"} & set(summary)
+    assert summary["handled_by"] == TOWN
+
+
+def summary_at(site: Site, app_id: str) -> dict[str, Any] | None:
+    found = records(
+        site, lambda doc: doc["id"] == app_id, service="matters", feed="application_summaries"
+    )
+    return found.get(app_id)
+
+
+def application_or_none(site: Site, app_id: str) -> dict[str, Any] | None:
+    with site.rpc() as rpc:
+        try:
+            found: dict[str, Any] = rpc.matters.get_application(app_id)
+        except NotFound:
+            return None
+    return found
+
+
+def state_at(site: Site, app_id: str) -> str | None:
+    found = application_or_none(site, app_id)
+    return None if found is None else str(found["state"])
 
 
 def test_6_a_rectification_progressing_at_the_village_ends_newest_upstream(net: Network) -> None:
@@ -724,3 +745,113 @@ def test_6_a_rectification_progressing_at_the_village_ends_newest_upstream(net: 
         assert up["last_success"] is not None
     assert VILLAGE in status(net[TOWN])["children"]
     assert COUNTY in status(national)["children"]
+
+
+CHRONIC = "0700022003421302001"  # 门诊慢特病待遇认定: 承诺件, county only; 代办 below
+
+
+def test_7_a_proxy_application_village_to_county_survives_the_link_cut_both_ways(
+    net: Network,
+) -> None:
+    village, town, county = net[VILLAGE], net[TOWN], net[COUNTY]
+    tag = "proxy7"
+    matter = wait_for(lambda: matter_or_none(village, CHRONIC), 30, "the matter at the village")
+    required = [m["name"] for m in matter["materials"] if m["required"]]
+    # Up: accepted at the village while its link is cut; nothing leaves until it is back.
+    net.link.cut()
+    try:
+        with village.rpc() as rpc:
+            forwarded = rpc.matters.submit_application(
+                {
+                    "matter_code": CHRONIC,
+                    "applicant": {
+                        "kind": "person",
+                        "name": "测试群众",
+                        "id_number": demo_id_number(),
+                    },
+                    "channel": "proxy",
+                    "materials": [{"name": name} for name in required[1:]],
+                    "window": tag,
+                    "staff_id": "village-clerk",
+                }
+            )
+        app_id = forwarded["id"]
+        assert (forwarded["state"], forwarded["handled_by"]) == ("forwarded", COUNTY)
+        time.sleep(2)  # several pushes of the village fail meanwhile
+        assert application_or_none(county, app_id) is None
+    finally:
+        net.link.restore()
+    wait_for(lambda: state_at(county, app_id) == "supplement_required", 30, "the county copy")
+    wait_for(lambda: state_at(village, app_id) == "supplement_required", 30, "the notice back")
+    notice = got_application(village, app_id)["supplement_notice"]
+    assert [item["name"] for item in notice["items"]] == required[:1]
+    with village.rpc() as rpc:
+        rpc.matters.supplement_application(app_id, [{"name": required[0]}])
+    wait_for(lambda: state_at(county, app_id) == "accepted", 30, "accepted at the county")
+    copy = got_application(county, app_id)
+    assert copy["accepted_on"] == got_application(village, app_id)["received_on"]
+    # Down: completed at the county while the village's link is cut; the outcome waits at
+    # the town, and reaches the village once the link is back.
+    with county.rpc() as rpc:
+        rpc.matters.start_review(app_id)
+        rpc.matters.decide_application(app_id, "approve")
+    net.link.cut()
+    try:
+        with county.rpc() as rpc:
+            rpc.matters.complete_application(app_id, None, "准予认定")
+
+        def at_town() -> bool:
+            found = records(town, lambda d: d["id"] == app_id, "matters", "proxy_outcomes")
+            return bool(found) and found[app_id]["state"] == "completed"
+
+        wait_for(at_town, 30, "the outcome at the town")
+        time.sleep(2)  # several pulls of the village fail meanwhile
+        assert state_at(village, app_id) != "completed"
+    finally:
+        net.link.restore()
+    wait_for(lambda: state_at(village, app_id) == "completed", 30, "completed at the village")
+    back = got_application(village, app_id)
+    assert (back["result"], back["due_date"]) == ("准予认定", copy["due_date"])
+    steps = [h["state"] for h in back["handling_history"]]
+    assert steps == ["supplement_required", "accepted", "in_review", "approved", "completed"]
+    # Rated at the village (一事一评), handed over there; counted once everywhere.
+    with village.rpc() as rpc:
+        wait_for(lambda: rpc.rating.pending_for_window(tag), 30, "the invitation at the village")
+        rpc.rating.submit_evaluation(
+            {
+                "service_ref": {"kind": "application", "id": app_id},
+                "window": tag,
+                "channel": "pad",
+                "level": "very_satisfied",
+            }
+        )
+        rpc.matters.deliver_application(app_id, "window_pickup")
+    final = wait_for(
+        lambda: (s := summary_at(net[NATIONAL], app_id)) and s["state"] == "delivered" and s,
+        30,
+        "the delivered summary at national",
+        net.tails,
+    )
+    assert (final["site_code"], final["handled_by"]) == (VILLAGE, COUNTY)
+    wait_for(lambda: counted(net[NATIONAL], tag)["total"] == 1, 30, "the rating at national")
+    for site in (town, county, net[NATIONAL]):
+        found = records(site, lambda d: d["id"] == app_id, "matters", "application_summaries")
+        assert list(found) == [app_id]  # one summary, the village's (records() fails on two)
+        assert counted(site, tag)["total"] == 1
+    with county.rpc() as rpc:
+        assert not [
+            i
+            for i in rpc.matters.feed("evaluation_invitations", 0, 5000)["items"]
+            if i["service_ref"]["id"] == app_id
+        ]
+    # What went up carried no name, no ID number, no phone.
+    request = records(county, lambda d: d["id"] == app_id, "matters", "proxy_requests")
+    assert request == {}  # kept at the county to handle, not passed on to national
+    assert "测试群众" not in str(copy)
+    assert demo_id_number() not in str(copy)
+
+
+def got_application(site: Site, app_id: str) -> dict[str, Any]:
+    found = application_or_none(site, app_id)
+    assert found is not None, f"{app_id} at {site.code}"
+    return found

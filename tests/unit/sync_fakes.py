@@ -21,6 +21,11 @@ class UpstreamDouble:
     def catalog_changes(self, since: int, limit: int) -> dict[str, Any]:
         raise AssertionError("this test pulls no catalog")
 
+    def proxy_outcomes(self, request: dict[str, Any]) -> dict[str, Any]:
+        """No 代办 outcome waits for this subtree (the pull runs at every town and village)."""
+        since = int(request["since"])
+        return {"items": [], "last_seq": since, "high_water": since, "more": False}
+
     def reconcile_counts(self, request: dict[str, Any]) -> dict[str, Any]:
         raise AssertionError("no reconciliation is due in this test")
 

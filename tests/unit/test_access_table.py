@@ -64,6 +64,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "search_matters": ALL,
         "catalog_changes": ALL,
         "apply_catalog": "OY",
+        "apply_proxy_outcomes": "OY",
         "set_local_availability": "MO",
         "submit_application": "CMO",
         "supplement_application": "CMO",
@@ -135,6 +136,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "ingest": ALL,  # a child: the batch carries the child's own signature
         "verify_key": ALL,
         "reconcile_counts": ALL,
+        "proxy_outcomes": ALL,  # signed by the child; only its subtree's outcomes
         "catalog_changes": ALL,
     },
     "gateway": {  # people and devices reach it over HTTP; its RPCs manage accounts

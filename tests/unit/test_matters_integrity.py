@@ -98,8 +98,9 @@ def test_every_replicated_record_id_carries_its_origin_site(app: MattersApp) -> 
     """Application ids are ``<site>-<uuid>``; the summary (replicated up) keeps that id and
     the invitation is ``application:<id>``: the site code is one ``-``/``:`` segment of
     each, so two sites can never write the same id. The catalog only flows down from the
-    one catalog source (``apply_catalog``), never through ``replicated_feeds``."""
-    assert MattersService.replicated_feeds == ("application_summaries",)
+    one catalog source (``apply_catalog``), never through ``replicated_feeds``. A 代办
+    request keeps its application's id (tests/unit/test_matters_proxy.py)."""
+    assert MattersService.replicated_feeds == ("application_summaries", "proxy_requests")
     submit(app, RELEASE)  # completed at once: summary and invitation
     submit(app)
     code = app.identity.code

@@ -99,7 +99,7 @@ def village(
     items: list[dict[str, Any]],
     matters: FakeMatters,
 ) -> SyncApp:
-    section = {"upward": [], "pull_catalog": True, "batch_size": 10}
+    section = {"upward": [], "pull_catalog": True, "pull_outcomes": False, "batch_size": 10}
     context = make_context("sync", code=VILLAGE, tier="village", upstream=TOWN, store_uri=store_uri)
     settings = SyncSettings.from_section(section, context.identity.tier)
     app = SyncApp(context, settings, clock, upstream=FakeTown(items))

@@ -43,6 +43,7 @@ def test_settings_defaults() -> None:
         "rating.cases",
         "matters.application_summaries",
         "queue.daily_figures",
+        "matters.proxy_requests",
     ]
     assert s.accept == s.upward
     assert s.catalog_service == "matters"
@@ -206,10 +207,13 @@ def test_outcomes(repo: SyncRepository, clock: ManualClock) -> None:
     assert outcome["last_success"] == iso(clock()) > outcome["last_error_at"]
 
 
-def test_only_towns_and_villages_pull_the_catalog_by_default() -> None:
+def test_only_towns_and_villages_pull_the_catalog_and_proxy_outcomes_by_default() -> None:
     from services.common.site import Tier
 
     pulls = {tier: load_settings({}, tier).pull_catalog for tier in Tier}
     assert pulls == {tier: tier in (Tier.TOWN, Tier.VILLAGE) for tier in Tier}
+    outcomes = {tier: load_settings({}, tier).pull_outcomes for tier in Tier}
+    assert outcomes == pulls
+    assert load_settings({"pull_outcomes": False}, Tier.VILLAGE).pull_outcomes is False
     assert load_settings({"pull_catalog": True}, Tier.COUNTY).pull_catalog is True
     assert load_settings({"pull_catalog": False}, Tier.VILLAGE).pull_catalog is False

@@ -40,6 +40,7 @@ SUSPENSION_REASONS = {
 DELIVERY_METHODS = {"window_pickup": "窗口领取", "mail": "邮寄送达"}
 
 STATES = {
+    "forwarded": "已转报，待办理站点受理",
     "supplement_required": "待补正",
     "not_accepted": "不予受理",
     "accepted": "已受理",
@@ -59,6 +60,9 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "deliver": (frozenset({"completed"}), "送达"),
     "suspend": (frozenset({"accepted", "in_review"}), "中止计时"),
     "resume": (frozenset({"accepted", "in_review"}), "恢复计时"),
+    # 代办: the handling site receives materials the proxy site sent again (any state: a
+    # decision already made stands, and the copy only notes the request's version)
+    "take_materials": (frozenset(STATES), "接收代办站点转报的材料"),
 }
 OPEN_STATES = frozenset({"accepted", "in_review", "approved", "denied"})
 DONE_STATES = frozenset({"completed", "delivered"})
@@ -205,9 +209,10 @@ def summary_of(doc: ApplicationRecord, today: date) -> ApplicationSummary:
     public overdue reason) scrubbed of phones and ID numbers (``privacy.scrub_text``)."""
     late = bool(doc.get("overdue"))
     due = doc.get("due_date")
-    if doc.get("clock") == CLOCK_RUNNING and due:
+    # a 代办 application's clock runs at the site that handles it (domain/proxy.py)
+    if doc.get("handling_clock", doc.get("clock")) == CLOCK_RUNNING and due:
         late = today.isoformat() > due
-    return ApplicationSummary(
+    summary = ApplicationSummary(
         id=doc["id"],
         version=doc["version"],
         schema=SCHEMA,
@@ -231,6 +236,9 @@ def summary_of(doc: ApplicationRecord, today: date) -> ApplicationSummary:
         created_at=doc["created_at"],
         updated_at=doc["updated_at"],
     )
+    if doc.get("handled_by"):
+        summary["handled_by"] = doc["handled_by"]
+    return summary
 
 
 def _public(text: str | None) -> str | None:

@@ -126,6 +126,16 @@ class ApplicationRecord(ApplicationFacts):
     result: NotRequired[str | None]
     delivery: NotRequired[dict[str, Any]]
     delivered_on: NotRequired[str]
+    # 代办 (domain/proxy.py), at the proxy site: the site handling it, the version of the
+    # request sent, the proxy site's acceptance day, and the last outcome mirrored
+    handled_by: NotRequired[str]
+    request_version: NotRequired[int]
+    received_on: NotRequired[str]
+    handling_version: NotRequired[int]
+    handling_clock: NotRequired[str]
+    handling_history: NotRequired[list[HistoryEntry]]
+    # at the handling site: {site_code, request_version, received_on} of the proxy site
+    proxy: NotRequired[dict[str, Any]]
     _seq: NotRequired[int]
 
 
@@ -143,3 +153,4 @@ class ApplicationSummary(ApplicationFacts):
     overdue_reason: str | None
     created_at: str
     updated_at: str
+    handled_by: NotRequired[str]  # 代办: the site that handled it

@@ -31,6 +31,7 @@ from services.matters.domain import (
 )
 from services.matters.domain import applications as rules
 from services.matters.domain.identity import id_suffix_hash
+from services.matters.domain.proxy import require_at_desk
 from services.matters.domain.records import ApplicationRecord
 from services.matters.usecases.base import CAS_ATTEMPTS, MattersBase, argument
 
@@ -53,7 +54,8 @@ class Applications(MattersBase):
             raise InvalidInput.field("channel", "本站只代办该事项，办理渠道应为 proxy（代办）")
         applicant = protect_applicant(d["applicant"], self.salt)
         matter = Matter(current)
-        if d["refusal"] is None and not check_materials(matter, d["materials"]):
+        proxied = availability == "proxy_only"
+        if not proxied and d["refusal"] is None and not check_materials(matter, d["materials"]):
             # a deadline the calendar cannot give refuses the call before a number is taken
             due_date(self.calendar, self.today(), int(current["promised_limit_days"]), 0)
         now = self.stamp()
@@ -89,7 +91,10 @@ class Applications(MattersBase):
         doc["applicant_suffix_hash"] = id_suffix_hash(
             self.salt, doc["number"], d["applicant"]["id_number"]
         )
-        if d["refusal"] is not None:
+        if proxied:  # 代办: the handling site checks and decides (usecases/proxy.py)
+            self.forward(doc, current, d["refusal"])
+            outcome = doc["state"]
+        elif d["refusal"] is not None:
             doc.update(rules.refusal(d["refusal"]["reason"], d["refusal"]["basis"], now))
             outcome = "not_accepted"
         else:
@@ -102,6 +107,8 @@ class Applications(MattersBase):
         ).inc()
         if stored["state"] == "completed":
             self._count_completed(stored)
+        if proxied:
+            self.metrics.proxied.labels(**self.metrics.site, step="forwarded").inc()
         invited = self.flush_outbox(stored)
         return self.application_view(stored), invited
 
@@ -141,14 +148,21 @@ class Applications(MattersBase):
         return Matter(record["matter"])
 
     def _transition(
-        self, app_id: str, action: str, make: Callable[[ApplicationRecord], dict[str, Any]]
+        self,
+        app_id: str,
+        action: str,
+        make: Callable[[ApplicationRecord], dict[str, Any]],
+        at_desk: bool = True,
     ) -> Outcome:
         """``make``'s changes written by compare-and-set on the version read (``app_id``
-        validated by the caller's schema)."""
+        validated by the caller's schema). ``at_desk``: a clerk's action, refused when the
+        other end of a 代办 application owns it."""
         for _ in range(CAS_ATTEMPTS):
             doc = self.repo.application(app_id)
             if doc is None:
                 raise NotFound(f"办件 {app_id} 不存在", {"application_id": [app_id]})
+            if at_desk:  # first: whose action it is explains more than the state
+                require_at_desk(doc, action)
             Application(doc).require(action)
             changes = make(doc)
             now = self.stamp()
@@ -183,6 +197,8 @@ class Applications(MattersBase):
 
         def make(doc: ApplicationRecord) -> dict[str, Any]:
             merged = merge_materials(doc["materials"], presented)
+            if doc.get("handled_by"):
+                return self.resent(doc, merged)
             outcome = self._desk_check(doc, self._version_matter(doc), merged, doc["notices"])
             return {"materials": merged, **outcome}
 

@@ -42,27 +42,13 @@ class CatalogView(MattersBase):
     # --- projection ------------------------------------------------------------------------
     def project_catalog(self) -> int:
         """Bring the ``matters`` current view up to date with the ``catalog`` collection."""
-        checkpoint = self.repo.settings.get("catalog_projection")
-        since = int(checkpoint["seq"]) if checkpoint else 0
-        done = 0
-        while True:
-            records = self.repo.catalog.changes_since(since, 500)
-            if not records:
-                return done
+
+        def project(records: list[Doc]) -> None:
             self._project_new(records)
             for record in records:
                 self._project(record)
-            last = int(records[-1]["_seq"])
-            # Compare-and-set: a concurrent projector (another process of this site) that got
-            # further first is never moved back; it projected what it moved past.
-            if checkpoint is None:
-                self.repo.insert_once(self.repo.settings, {"id": "catalog_projection", "seq": last})
-            else:
-                self.repo.settings.update(
-                    "catalog_projection", {"seq": last}, expect={"seq": since}
-                )
-            checkpoint = {"seq": last}
-            since, done = last, done + len(records)
+
+        return self.follow(self.repo.catalog, "catalog_projection", project)
 
     def _project_new(self, records: list[Doc]) -> None:
         """Matters seen for the first time are inserted in one batch (one commit)."""

@@ -36,9 +36,10 @@ class Listing(MattersBase):
         view["state_name"] = STATES[doc["state"]]
         due_text = doc.get("due_date")
         due = date.fromisoformat(due_text) if due_text else None
+        clock = doc.get("handling_clock") or doc["clock"]  # 代办: the handling site's clock
         try:
             view["due_state"] = due_state(
-                self.calendar, self.today(), due, doc["clock"], self.settings.due_soon_working_days
+                self.calendar, self.today(), due, clock, self.settings.due_soon_working_days
             )
         except ScheduleMissing as exc:  # reading an application never fails on this
             view["due_state"] = "overdue" if due and self.today() > due else None

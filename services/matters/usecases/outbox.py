@@ -1,7 +1,9 @@
 """What matters publishes to other services and sites (docs/architecture.md, "Feeds and
 outboxes", "Invitations"): the application summary (feed ``application_summaries``,
 replicated up) and, once an application is completed, its one evaluation invitation (feed
-``evaluation_invitations``, followed by rating).
+``evaluation_invitations``, followed by rating); for 代办, the request of a forwarded
+application (``proxy_requests``, replicated up) and the outcome of a handling copy
+(``proxy_outcomes``, pulled down).
 
 Every application write sets ``outbox_pending`` in the same document write; the summary and
 invitation are then written with deterministic ids and the flag cleared. ``sweep_outbox``
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from services.matters.domain import DONE_STATES
 from services.matters.domain.applications import invitation_for, summary_of
+from services.matters.domain.proxy import outcome_of, request_of
 from services.matters.domain.records import ApplicationRecord
 from services.matters.usecases.base import MattersBase
 
@@ -23,11 +26,18 @@ class Outbox(MattersBase):
         if not doc.get("outbox_pending"):
             return []
         invited = []
-        if doc["state"] in DONE_STATES:
-            invitation = invitation_for(doc, self.stamp())
-            if self.repo.insert_once(self.repo.invitations, invitation):
-                invited.append(invitation["id"])
-        self.repo.summaries.upsert_versioned(summary_of(doc, self.today()))
+        if doc.get("proxy"):
+            # a handling copy (代办): its outcome goes back; the application counts (and is
+            # rated) once, at the proxy site
+            self.repo.outcomes.upsert_versioned(outcome_of(doc))
+        else:
+            if doc["state"] in DONE_STATES:
+                invitation = invitation_for(doc, self.stamp())
+                if self.repo.insert_once(self.repo.invitations, invitation):
+                    invited.append(invitation["id"])
+            self.repo.summaries.upsert_versioned(summary_of(doc, self.today()))
+            if doc.get("handled_by"):
+                self.repo.requests.upsert_versioned(request_of(doc))
         self.repo.update_application(doc["id"], {"outbox_pending": False}, doc["version"])
         return invited
 

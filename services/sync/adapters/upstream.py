@@ -111,6 +111,10 @@ class ClusterSession:
         reply: dict[str, Any] = self._call("catalog_changes", since, limit, deadline=self.deadline)
         return reply
 
+    def proxy_outcomes(self, request: dict[str, Any]) -> dict[str, Any]:
+        reply: dict[str, Any] = self._call("proxy_outcomes", request, deadline=self.deadline)
+        return reply
+
     def reconcile_counts(self, request: dict[str, Any]) -> dict[str, Any]:
         reply: dict[str, Any] = self._call("reconcile_counts", request, deadline=self.deadline)
         return reply

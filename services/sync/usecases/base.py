@@ -36,6 +36,10 @@ from services.sync.store import SyncRepository
 log = logging.getLogger("services.sync")
 
 UP, DOWN, RECONCILE = "up", "down", "reconcile"
+# 代办 outcomes pulled down (usecases/catalog.py): the feed, and the exchange's name, which
+# is also its checkpoint's
+OUTCOMES_FEED = "matters.proxy_outcomes"
+PROXY_DOWN = f"{DOWN}:{OUTCOMES_FEED}"
 # The key check with the upstream (``sync.verify_key``): its own exchange, so a wrong key
 # shows (metrics ``direction="key"``, ``status()["key"]``) even when nothing waits to be sent.
 KEY = "key"
@@ -108,6 +112,8 @@ class SyncBase:
         keys = [ref.key for ref in self.settings.upward]
         if self.settings.pull_catalog:
             keys.append(self.catalog_feed)
+        if self.settings.pull_outcomes:
+            keys.append(OUTCOMES_FEED)
         if self.settings.platform is not None:
             keys += [PLATFORM_PARKED, PLATFORM_SKIPPED]
         return keys
@@ -136,10 +142,16 @@ class SyncBase:
     def pull_catalog(self, up: UpstreamSession) -> dict[str, Any]:
         raise NotImplementedError
 
+    def pull_outcomes(self, up: UpstreamSession) -> dict[str, Any]:
+        raise NotImplementedError
+
     def reconcile(self, up: UpstreamSession) -> dict[str, Any]:
         raise NotImplementedError
 
     def _retry_catalog(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def _retry_outcomes(self) -> dict[str, int]:
         raise NotImplementedError
 
     def _gauge_catalog_parked(self) -> int:

@@ -17,6 +17,7 @@ from services.sync.usecases.base import (
     KEY,
     LINK_DOWN,
     PLATFORM_PARKED,
+    PROXY_DOWN,
     RECONCILE,
     RETENTION,
     SESSION_SURVIVES,
@@ -39,6 +40,9 @@ class Exchanges(SyncBase):
         for ref in s.upward:
             tasks[f"{UP}:{ref.key}"] = Task(s.push_interval, s.backoff)
         tasks[DOWN] = Task(s.pull_interval, s.backoff)
+        if s.pull_outcomes:
+            # a citizen waits at the village for these: as often as the pushes
+            tasks[PROXY_DOWN] = Task(s.push_interval, s.backoff)
         tasks[RECONCILE] = Task(
             s.reconcile_interval, s.backoff, next_due=self.monotonic() + s.reconcile_interval
         )
@@ -132,6 +136,8 @@ class Exchanges(SyncBase):
                 jobs.append((name, self._leased(name, partial(self.push_feed, ref=ref))))
         if self.settings.pull_catalog and due(DOWN):
             jobs.append((DOWN, self.pull_catalog))
+        if self.settings.pull_outcomes and due(PROXY_DOWN):
+            jobs.append((PROXY_DOWN, self._leased(PROXY_DOWN, self.pull_outcomes)))
         if due(RECONCILE):
             jobs.append((RECONCILE, self._leased(RECONCILE, self.reconcile)))
         return jobs

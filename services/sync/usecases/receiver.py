@@ -15,7 +15,13 @@ from services.common.site import within_subtree
 from services.sync import domain
 from services.sync.domain import FeedRef
 from services.sync.ports import LocalUnavailable, RemoteError
-from services.sync.schemas import BatchSchema, CatalogPage, KeyProbeSchema, ReconcileSchema
+from services.sync.schemas import (
+    BatchSchema,
+    CatalogPage,
+    KeyProbeSchema,
+    OutcomesRequestSchema,
+    ReconcileSchema,
+)
 from services.sync.usecases.base import RECORD_ERRORS, SyncBase, log
 
 RECORD_REFUSALS = (InvalidInput, Conflict, RemoteError)
@@ -36,12 +42,15 @@ class Receiver(SyncBase):
             self.metrics.refused.labels(**self.metrics.site, reason="malformed").inc()
             raise
 
-    def _authenticate(self, raw: Mapping[str, Any], child: str, service: str, feed: str) -> FeedRef:
+    def _verify_child(self, raw: Mapping[str, Any], child: str) -> None:
         keys = self.settings.children.get(child)
         if not keys:
             raise self._refuse("unknown_child", f"站点 {child} 不是本站点登记的下级站点", child)
         if not domain.verify(raw, keys):
             raise self._refuse("bad_signature", "签名无效：不是用该下级站点的密钥签名的", child)
+
+    def _authenticate(self, raw: Mapping[str, Any], child: str, service: str, feed: str) -> FeedRef:
+        self._verify_child(raw, child)
         ref = FeedRef(service, feed)
         if ref not in self.settings.accept:
             raise self._refuse("feed_not_accepted", f"本站点不接收数据源 {ref.key}", child)
@@ -173,6 +182,27 @@ class Receiver(SyncBase):
             )
         except LocalUnavailable as exc:
             raise UpstreamUnavailable(f"上级站点：{exc.message}") from None
+        return page
+
+    def proxy_outcomes(self, raw: Any) -> dict[str, Any]:
+        """A page of this site's ``proxy_outcomes`` feed for a child: read past up to
+        ``limit`` records, those of the child's subtree returned (the others are for its
+        siblings); ``last_seq`` is where the child goes on from."""
+        request = self._parsed(OutcomesRequestSchema, raw, "request")
+        child = request["child"]
+        self._verify_child(raw, child)
+        try:
+            page: dict[str, Any] = self.local.call(
+                "matters", "feed", "proxy_outcomes", request["since"], request["limit"]
+            )
+        except LocalUnavailable as exc:
+            raise UpstreamUnavailable(f"上级站点：{exc.message}") from None
+        page["items"] = [
+            item
+            for item in page["items"]
+            if isinstance(item.get("proxy_site"), str) and within_subtree(item["proxy_site"], child)
+        ]
+        page["more"] = int(page["last_seq"]) < int(page["high_water"])
         return page
 
     def reconcile_counts(self, raw: Any) -> dict[str, Any]:

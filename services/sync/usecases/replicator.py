@@ -16,6 +16,7 @@ from services.sync.domain import FeedRef, Span
 from services.sync.ports import Pending, UpstreamSession
 from services.sync.store import Position, new_epoch
 from services.sync.usecases.base import (
+    OUTCOMES_FEED,
     PLATFORM_PARKED,
     PLATFORM_SKIPPED,
     SESSION_SURVIVES,
@@ -226,6 +227,8 @@ class Replicator(SyncBase):
         with self.state.lock:
             if self.settings.pull_catalog and feed in (None, self.catalog_feed):
                 summary[self.catalog_feed] = self._retry_catalog()
+            if self.settings.pull_outcomes and feed in (None, OUTCOMES_FEED):
+                summary[OUTCOMES_FEED] = self._retry_outcomes()
             if self.settings.platform is not None and feed in (None, *PLATFORM_FEEDS):
                 summary[PLATFORM_PARKED] = self._retry_platform_now(feed)
             if not upward:

@@ -12,7 +12,16 @@ from services.sync import domain
 from services.sync.domain import FeedRef
 from services.sync.ports import LinkFailure
 from services.sync.schemas import ParkedArguments
-from services.sync.usecases.base import DOWN, RECONCILE, UP, SyncBase, classify, outcome
+from services.sync.usecases.base import (
+    DOWN,
+    OUTCOMES_FEED,
+    PROXY_DOWN,
+    RECONCILE,
+    UP,
+    SyncBase,
+    classify,
+    outcome,
+)
 
 PARKED_FIELDS = ("id", "feed", "record_id", "record_version", "seq", "reason", "parked_at")
 PING_TIMEOUT = 10.0
@@ -56,7 +65,11 @@ class Status(SyncBase):
                 **outcome(self.repo.outcome(name)),
                 "parked": parked,
             }
-        down = self._down_status() if has_upstream and self.settings.pull_catalog else {}
+        down: dict[str, Any] = {}
+        if has_upstream and self.settings.pull_catalog:
+            down.update(self._down_status(DOWN, self.catalog_key, self.catalog_feed))
+        if has_upstream and self.settings.pull_outcomes:
+            down.update(self._down_status(PROXY_DOWN, PROXY_DOWN, OUTCOMES_FEED))
         children: dict[str, Any] = {}
         for mark in self.repo.received_marks():
             children.setdefault(mark["child"], {})[mark["feed"]] = {
@@ -74,19 +87,21 @@ class Status(SyncBase):
             "platform": self.platform_status(),
         }
 
-    def _down_status(self) -> dict[str, Any]:
-        found = self.repo.outcome(DOWN)
-        checkpoint = self.repo.checkpoint(self.catalog_key)
+    def _down_status(self, name: str, checkpoint_key: str, feed: str) -> dict[str, Any]:
+        found = self.repo.outcome(name)
+        checkpoint = self.repo.checkpoint(checkpoint_key)
         known = int(found.get("upstream_high_water", 0))
+        # outcomes: the upstream's whole feed, of which only this subtree's part comes down
         backlog = max(known - checkpoint, 0)
         failing = found.get("last_error_at", "") > found.get("last_success", "")
         stale = 0.0
         if backlog or failing:
             stale = domain.age_seconds(found.get("last_success"), self.clock()) or 0.0
-        feed = f"{self.settings.catalog_service}.catalog"
         labels = {**self.metrics.site, "direction": DOWN, "feed": feed}
         self.metrics.backlog.labels(**labels).set(backlog)
         self.metrics.oldest.labels(**labels).set(stale)
+        parked = self.repo.parked_count(feed)
+        self.metrics.parked.labels(**self.metrics.site, feed=feed).set(parked)
         return {
             feed: {
                 "checkpoint": checkpoint,
@@ -94,7 +109,7 @@ class Status(SyncBase):
                 "backlog": backlog,
                 "oldest_unsent_age_seconds": round(stale, 3),
                 **outcome(found),
-                "parked": self._gauge_catalog_parked(),
+                "parked": parked,
             }
         }
 
