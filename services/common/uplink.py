@@ -25,7 +25,14 @@ import uuid
 RPC_EXCHANGE = "nameko-rpc"
 # The parent's ``sync`` methods a child calls (``services.sync.ports.UpstreamSession``); the
 # operator RPCs (push_now, reconcile_now, retry_parked, status, parked, check_key) are not.
-UPLINK_METHODS = ("ingest", "verify_key", "reconcile_counts", "catalog_changes", "site_info")
+UPLINK_METHODS = (
+    "ingest",
+    "verify_key",
+    "reconcile_counts",
+    "proxy_outcomes",
+    "catalog_changes",
+    "site_info",
+)
 REPLY_QUEUE_PREFIX = "rpc.reply-"
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 

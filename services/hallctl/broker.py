@@ -8,7 +8,7 @@ A definitions document is a file RabbitMQ loads at boot (``load_definitions``) o
 - the site's vhost, and the site's own user with full rights on it (its four services);
 - for every child site (a town under a county, a village under a town), the child's user
   with, on this vhost, only what its own ``sync`` calls need (``services/common/uplink.py``):
-  publish to the ``nameko-rpc`` exchange with the routing keys of the five ``sync`` methods a
+  publish to the ``nameko-rpc`` exchange with the routing keys of the six ``sync`` methods a
   child calls (topic write), declare, bind and consume its own reply queues
   ``rpc.reply-uplink-<child>-<uuid>`` with the binding key ``uplink-<child>-<uuid>`` only
   (topic read, checked at ``queue.bind``), and nothing else: no configure right on
@@ -99,7 +99,7 @@ def child_permission(user: str, vhost: str, child: str) -> dict[str, str]:
 
 
 def child_topic_permission(user: str, vhost: str, child: str) -> dict[str, str]:
-    """… and of the RPC exchange's routing keys: publish the five ``sync`` calls of a child
+    """… and of the RPC exchange's routing keys: publish the six ``sync`` calls of a child
     only; bind its own reply keys only (a ``#``, ``*`` or ``sync.*`` binding is refused)."""
     return {
         "user": user,

@@ -755,6 +755,10 @@ def test_7_a_proxy_application_village_to_county_survives_the_link_cut_both_ways
 ) -> None:
     village, town, county = net[VILLAGE], net[TOWN], net[COUNTY]
     tag = "proxy7"
+    with county.rpc() as rpc:  # published at the county, the catalog source
+        rpc.matters.save_matter_draft(seed_matter(CHRONIC))
+        rpc.matters.approve_matter_change(CHRONIC, "county-catalog-chief")
+        rpc.matters.publish_matter(CHRONIC)
     matter = wait_for(lambda: matter_or_none(village, CHRONIC), 30, "the matter at the village")
     required = [m["name"] for m in matter["materials"] if m["required"]]
     # Up: accepted at the village while its link is cut; nothing leaves until it is back.

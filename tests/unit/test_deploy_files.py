@@ -406,7 +406,7 @@ def test_rabbitmq_definitions_per_site(site: DemoSite) -> None:
         assert topic["exchange"] == RPC_EXCHANGE
         assert topic["write"] == SYNC_ROUTING_KEYS
         assert SYNC_ROUTING_KEYS == (
-            r"^sync\.(ingest|verify_key|reconcile_counts|catalog_changes|site_info)$"
+            r"^sync\.(ingest|verify_key|reconcile_counts|proxy_outcomes|catalog_changes|site_info)$"
         )
         assert topic["read"].startswith(f"^uplink-{child.code}-")
     quorum = doc["vhosts"][0]["metadata"].get("default_queue_type") == "quorum"

@@ -70,7 +70,8 @@ def test_county_definitions_limit_a_child_to_sync_and_use_quorum_queues() -> Non
             "user": "hall-site-421302101",
             "vhost": "hall-421302",
             "exchange": "nameko-rpc",
-            "write": r"^sync\.(ingest|verify_key|reconcile_counts|catalog_changes|site_info)$",
+            "write": r"^sync\.(ingest|verify_key|reconcile_counts|proxy_outcomes"
+            r"|catalog_changes|site_info)$",
             "read": "^uplink-421302101-" + UUID + "$",
         }
     ]

@@ -97,8 +97,13 @@ def test_village_to_county_notice_supplement_decision_completion_and_rating(
     assert copy["proxy"]["site_code"] == VILLAGE
     notice = copy["supplement_notice"]
     assert [p["name"] for p in notice["items"]] == ["参保人居民身份证"]
+    # the citizen's progress page at the village says it was forwarded
+    progress = village.application_progress(view["number"], PERSON_ID[-6:])
+    assert [n["title"] for n in progress["notices"]] == ["代办"]
     # the notice comes back to the village
     assert all_down(net) == []
+    progress = village.application_progress(view["number"], PERSON_ID[-6:])
+    assert [n["title"] for n in progress["notices"]] == ["一次性告知单", "代办"]
     back = village.get_application(app_id)
     assert back["state"] == "supplement_required"
     assert back["supplement_notice"]["text"] == notice["text"]
@@ -263,3 +268,24 @@ def test_proxy_desk_refusals_are_typed(net: dict[str, MattersApp]) -> None:
         )
     assert list(caught.value.fields) == ["refusal"]
     assert village.repo.applications.count() == 0
+
+
+def test_a_suspension_at_the_county_shows_at_the_village_and_leaves_its_gauges(
+    net: dict[str, MattersApp],
+) -> None:
+    county, village = net[COUNTY], net[VILLAGE]
+    view = proxied(village, CHRONIC)
+    all_up(net)
+    county.suspend(view["id"], "expert_review", "请专家评审，联系电话 13812345678")
+    all_down(net)
+    back = village.get_application(view["id"])
+    assert (back["clock"], back["due_state"]) == ("elsewhere", "suspended")
+    assert "13812345678" not in str(back["suspensions"])  # scrubbed on the way down
+    progress = village.application_progress(view["number"], PERSON_ID[-6:])
+    assert "办理时限中止" in [n["title"] for n in progress["notices"]]
+    village.refresh_gauges()
+    county.refresh_gauges()
+    sample = "hall_applications_suspended"
+    for app, expected in ((village, 0), (county, 1)):
+        labels = {"service": "matters", "site": app.identity.code}
+        assert app.context.metrics.registry.get_sample_value(sample, labels) == expected

@@ -47,7 +47,8 @@ def citizen_view(view: dict[str, Any], doc: ApplicationRecord) -> dict[str, Any]
 
 def notices(doc: ApplicationRecord) -> list[dict[str, Any]]:
     """The one-time notice's missing materials while they are due, a refusal's reason and
-    basis, and a suspension of the time limit while it lasts."""
+    basis, a suspension of the time limit while it lasts, and, for 代办, that the station
+    forwarded it (until the result is back)."""
     found: list[dict[str, Any]] = []
     notice = doc.get("supplement_notice")
     if doc["state"] == "supplement_required" and notice:
@@ -58,8 +59,12 @@ def notices(doc: ApplicationRecord) -> list[dict[str, Any]]:
         text = f"{refusal['reason']}（依据：{refusal['basis']}）"
         found.append({"title": refusal["title"], "text": text, "items": []})
     periods = doc.get("suspensions") or []
-    if doc["clock"] == CLOCK_SUSPENDED and periods:
+    clock = doc.get("handling_clock") or doc["clock"]  # 代办: the handling site's clock
+    if clock == CLOCK_SUSPENDED and periods:
         last = periods[-1]
         text = f"{last['reason_name']}，自 {last['since_on']} 起暂停计时"
         found.append({"title": "办理时限中止", "text": text, "items": []})
+    if doc.get("handled_by") and doc["state"] not in ("completed", "delivered"):
+        text = "本站已将您的申请转报上级站点办理，办理结果由本站通知您领取"
+        found.append({"title": "代办", "text": text, "items": []})
     return found
