@@ -284,26 +284,38 @@ class GatewayApp:
             self.repo.sessions.update(session["id"], {"revoked": True})
         return len(open_)
 
-    def _refuse_when_locked(
-        self, keys: tuple[str, ...], now: datetime, actor: str, address: str
-    ) -> None:
+    # --- lockouts (sign-in, pairing, and the citizen's progress page) ----------------------
+
+    def locked_minutes(self, keys: tuple[str, ...], now: datetime) -> int | None:
+        """Whole minutes (at least 1) until the first of ``keys`` that is locked at ``now``
+        unlocks, or None when none is (``domain.Lockout`` over the stored failures)."""
         since = iso(now - timedelta(minutes=self.settings.lockout_minutes))
         for key in keys:
             failures = [parse_iso(at) for at in self.repo.failures_of(key, since)]
             until = self.lockout.locked_until(failures, now)
             if until is not None:
-                self._audit("login", actor, address, "locked")
-                self.metrics.logins.labels(**self.metrics.labels, outcome="locked").inc()
-                minutes = max(1, int((until - now).total_seconds() // 60) + 1)
-                raise TooManyRequests(
-                    f"失败次数过多，请 {minutes} 分钟后再试", {"password": ["已暂时锁定"]}
-                )
+                return max(1, int((until - now).total_seconds() // 60) + 1)
+        return None
+
+    def count_failure(self, keys: tuple[str, ...], now: datetime) -> None:
+        for key in keys:
+            self.repo.failures.insert({"id": uuid.uuid4().hex, "key": key, "at": iso(now)})
+
+    def _refuse_when_locked(
+        self, keys: tuple[str, ...], now: datetime, actor: str, address: str
+    ) -> None:
+        minutes = self.locked_minutes(keys, now)
+        if minutes is not None:
+            self._audit("login", actor, address, "locked")
+            self.metrics.logins.labels(**self.metrics.labels, outcome="locked").inc()
+            raise TooManyRequests(
+                f"失败次数过多，请 {minutes} 分钟后再试", {"password": ["已暂时锁定"]}
+            )
 
     def _fail(
         self, keys: tuple[str, ...], now: datetime, event: str, actor: str, address: str
     ) -> None:
-        for key in keys:
-            self.repo.failures.insert({"id": uuid.uuid4().hex, "key": key, "at": iso(now)})
+        self.count_failure(keys, now)
         self._audit(event, actor, address, "wrong")
         self.metrics.logins.labels(**self.metrics.labels, outcome="wrong").inc()
 

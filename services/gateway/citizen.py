@@ -7,12 +7,9 @@ guesses are throttled per address with the sign-in lockout's rules (``domain.Loc
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-from services.common.clock import iso, parse_iso
 from services.common.errors import Conflict, NotFound, TooManyRequests
 from services.common.validation import load
 from services.gateway import domain, schemas
@@ -77,12 +74,9 @@ class Citizens:
         """The citizen's view of the application, for its number and ID suffix; an unknown
         number and a wrong suffix get the same refusal and count as one failed guess."""
         data = load(schemas.ProgressQuerySchema, body)
-        key, now = f"progress:{address}", self.app.clock()
-        since = iso(now - timedelta(minutes=self.app.settings.lockout_minutes))
-        failures = [parse_iso(at) for at in self.app.repo.failures_of(key, since)]
-        until = self.app.lockout.locked_until(failures, now)
-        if until is not None:
-            minutes = max(1, int((until - now).total_seconds() // 60) + 1)
+        keys, now = (f"progress:{address}",), self.app.clock()
+        minutes = self.app.locked_minutes(keys, now)
+        if minutes is not None:
             raise TooManyRequests(
                 f"查询失败次数过多，请 {minutes} 分钟后再试", {"number": ["已暂时锁定"]}
             )
@@ -91,7 +85,7 @@ class Citizens:
                 "matters", "application_progress", data["number"], data["id_suffix"]
             )
         except NotFound:
-            self.app.repo.failures.insert({"id": uuid.uuid4().hex, "key": key, "at": iso(now)})
+            self.app.count_failure(keys, now)
             raise NotFound(NOT_FOUND, {"number": ["未找到"]}) from None
         return found
 

@@ -108,7 +108,7 @@ class GatewayService(
     # --- people and devices, over HTTP -------------------------------------------------------
     @base.api("POST", "/login", exposed=True)
     def login(self, request: Request) -> Response:
-        signed = self.app.login(screens.request_json(request), _address(request))
+        signed = self.app.login(screens.request_json(request), screens.client_of(self.app, request))
         answer = base.json_response(signed.view)
         answer.set_cookie(
             COOKIE,
@@ -125,14 +125,14 @@ class GatewayService(
         secret = request.cookies.get(COOKIE)
         if secret:
             self.app.session_principal(secret, request.headers.get("X-CSRF-Token"))
-            self.app.logout(secret, _address(request))
+            self.app.logout(secret, screens.client_of(self.app, request))
         answer = base.json_response({"ok": True})
         answer.delete_cookie(COOKIE, path="/")
         return answer
 
     @base.api("POST", "/pair", exposed=True)
     def pair(self, request: Request) -> dict[str, Any]:
-        return self.app.pair(screens.request_json(request), _address(request))
+        return self.app.pair(screens.request_json(request), screens.client_of(self.app, request))
 
     @base.api("GET", "/me", exposed=True)
     def me(self, request: Request) -> dict[str, Any]:
@@ -169,7 +169,3 @@ class GatewayService(
         if not secret:
             raise Unauthenticated("请先登录")
         return self.app.session_principal(secret, request.headers.get("X-CSRF-Token"))
-
-
-def _address(request: Request) -> str:
-    return str(request.remote_addr or "")

@@ -21,6 +21,8 @@ optional)::
       dashboard_silent_minutes: 60 # a child site not heard from this long is red on /dashboard
       public_url: ""               # printed in tickets' QR codes, e.g. http://10.1.2.3:8004
       timezone: Asia/Shanghai      # the local months the public report's index lists
+      trusted_proxies: []          # the reverse proxies whose X-Forwarded-For is believed,
+                                   # addresses or networks, e.g. [127.0.0.1, 10.1.2.0/24]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.common.config import ConfigError
 from services.common.site import Tier
+from services.gateway.domain.addresses import Network, parse_network
 
 SECTION = "GATEWAY"
 TEXTS = ("voice_command", "voice_name")
@@ -58,6 +61,9 @@ class GatewaySettings:
     dashboard_silent_minutes: int = 60
     public_url: str = ""
     timezone: str = "Asia/Shanghai"
+    # Parsed from the section's list: whose ``X-Forwarded-For`` names the client
+    # (domain.client_address); empty, the socket's address is the client's.
+    trusted_proxies: tuple[Network, ...] = ()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -86,6 +92,8 @@ class GatewaySettings:
                     _fail(key, "应为 http:// 或 https:// 开头的地址（不带路径），或留空")
             elif key == "timezone":
                 _check_zone(value)
+            elif key == "trusted_proxies":
+                value = _proxies(value)
             elif key in TEXTS:
                 if not isinstance(value, str) or not value.strip() or len(value) > 200:
                     _fail(key, "应为非空文字")
@@ -100,6 +108,21 @@ def _check_zone(value: Any) -> None:
         ZoneInfo(str(value))
     except (ZoneInfoNotFoundError, ValueError):
         _fail("timezone", "应为 IANA 时区名，如 Asia/Shanghai")
+
+
+def _proxies(value: Any) -> tuple[Network, ...]:
+    if not isinstance(value, list):
+        _fail("trusted_proxies", "应为 IP 地址或网段的列表，如 [127.0.0.1, 10.1.2.0/24]")
+    networks = []
+    for i, entry in enumerate(value):
+        try:
+            networks.append(parse_network(entry))
+        except ValueError:
+            _fail(
+                f"trusted_proxies[{i}]",
+                "应为反向代理的 IP 地址或网段，如 10.1.2.3 或 10.1.2.0/24（不能是全部地址）",
+            )
+    return tuple(networks)
 
 
 def _fail(key: str, rule: str) -> None:

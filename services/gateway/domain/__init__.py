@@ -1,5 +1,6 @@
 """The gateway's rules, framework-free: accounts and passwords, sign-in throttling, sessions
-and their CSRF token, device pairing (docs/security.md, "Gateway")."""
+and their CSRF token, device pairing, the client's address behind trusted proxies
+(docs/security.md, "Gateway")."""
 
 from services.gateway.domain.accounts import (
     PASSWORD_MIN,
@@ -7,6 +8,7 @@ from services.gateway.domain.accounts import (
     check_roles,
     may_sign_in_at,
 )
+from services.gateway.domain.addresses import Network, client_address, parse_network
 from services.gateway.domain.secrets import (
     LINK_DOMAINS,
     capability_link,
@@ -26,15 +28,18 @@ __all__ = [
     "PASSWORD_MIN",
     "Lockout",
     "LockoutRules",
+    "Network",
     "SessionRules",
     "capability_link",
     "check_password_strength",
     "check_roles",
+    "client_address",
     "csrf_token",
     "digest",
     "may_sign_in_at",
     "new_secret",
     "pairing_code",
+    "parse_network",
     "ref_of_link",
     "session_state",
     "ticket_link",

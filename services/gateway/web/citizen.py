@@ -17,7 +17,7 @@ from services.common.validation import load
 from services.gateway import schemas
 from services.gateway.app import GatewayApp
 from services.gateway.citizen import Citizens
-from services.gateway.web.screens import as_gateway, page, qr_link, request_json
+from services.gateway.web.screens import as_gateway, client_of, page, qr_link, request_json
 
 # The rating page's first screen, by the invitation's state (rating.invitation_status).
 STATES = {
@@ -67,7 +67,7 @@ class CitizenPages:
 
     @base.api("POST", "/m/a", exposed=True)
     def progress(self, request: Request) -> dict[str, Any]:
-        address = str(request.remote_addr or "")
+        address = client_of(self.app, request)
         return self._citizens().progress(request_json(request), address)
 
     @base.api("POST", "/desk/receipt-link", exposed=True)

@@ -19,7 +19,7 @@ from services.common.errors import Forbidden, InvalidInput, NotFound
 from services.common.identity import Kind, Principal
 from services.common.streams import live_body
 from services.common.validation import load
-from services.gateway import schemas
+from services.gateway import domain, schemas
 from services.gateway.adapters.boardfeed import FollowedBoard
 from services.gateway.adapters.voice import Voice
 from services.gateway.app import GatewayApp
@@ -64,6 +64,16 @@ def request_json(request: Request) -> Any:
         return json.loads(request.get_data(as_text=True) or "{}")
     except ValueError:
         raise InvalidInput.field("body", "应为 JSON") from None
+
+
+def client_of(app: GatewayApp, request: Request) -> str:
+    """The client's address, as the lockouts, the progress throttle and the audit count it:
+    the socket's, or behind ``GATEWAY.trusted_proxies`` what they forwarded
+    (``domain.client_address``). Repeated ``X-Forwarded-For`` headers count as one list."""
+    forwarded = ",".join(request.headers.getlist("X-Forwarded-For"))
+    return domain.client_address(
+        str(request.remote_addr or ""), forwarded, app.settings.trusted_proxies
+    )
 
 
 def template(name: str, **values: str) -> str:
