@@ -18,12 +18,25 @@ from services.hallctl.commands import (
     people,
     process,
     restore,
+    rollups,
     sites,
     status,
 )
 
 # In the order of `hallctl --help`.
-COMMANDS = (demo, status, process, sites, people, keys, access, backup, restore, definitions)
+COMMANDS = (
+    demo,
+    status,
+    process,
+    sites,
+    people,
+    keys,
+    access,
+    backup,
+    restore,
+    rollups,
+    definitions,
+)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -31,8 +31,17 @@ class Restored:
     kept: Path | None = None
 
 
-def _store_uri(site: SiteDir, service: str) -> str:
+def store_uri_of(site: SiteDir, service: str) -> str:
+    """The ``STORE_URI`` of ``service``'s config at ``site`` ("" when it sets none; ``OpsError``
+    when there is no config)."""
     return str(load_config(site.require(service)).get("STORE_URI") or "")
+
+
+def require_stopped(site: SiteDir, services: list[str], then: str) -> None:
+    """``OpsError`` naming the ``services`` of ``site`` that still run (an offline command
+    such as restore or rebuild-rollups must not write under a running service)."""
+    if running := [s for s in services if running_pid(site, s) is not None]:
+        raise OpsError(f"请先停止服务 {'、'.join(running)}（hallctl stop）再{then}")
 
 
 def reincarnate(store_uri: str, service: str) -> str:
@@ -68,11 +77,10 @@ def restore_site(
     chosen = services or site.services()
     if not chosen:
         raise OpsError(f"{site.root} 下没有任何服务配置")
-    if running := [s for s in chosen if running_pid(site, s) is not None]:
-        raise OpsError(f"请先停止服务 {'、'.join(running)}（hallctl stop）再恢复")
+    require_stopped(site, chosen, "恢复")
     done = []
     for service in chosen:
-        uri = _store_uri(site, service)
+        uri = store_uri_of(site, service)
         kept = None
         if source is not None:
             target = sqlite_file(uri, service)
