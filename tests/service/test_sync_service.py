@@ -397,7 +397,9 @@ def test_status_and_metrics_agree(net: Network) -> None:
         "rating.cases",
         "matters.application_summaries",
         "queue.daily_figures",
+        "matters.proxy_requests",
     }
+    assert set(status["down"]) == {"matters.catalog", "matters.proxy_outcomes"}
     for feed in status["up"].values():
         assert set(feed) >= {"backlog", "oldest_unsent_age_seconds", "last_success", "last_error",
                              "parked", "checkpoint"}  # fmt: skip

@@ -19,6 +19,7 @@ from tests.conftest import VhostFactory
 from tests.system.test_replicas import (
     COUNTY,
     QUEUE_SECTION,
+    VILLAGE,
     Replica,
     calendar_override,
     config,
@@ -93,12 +94,16 @@ def site_of(
     tmp: Path,
     services: tuple[str, ...],
     gateway: dict[str, Any] | None = None,
+    code: str = COUNTY,
 ) -> Iterator[Site]:
-    """A county site running ``services`` and a gateway (with ``gateway`` settings)."""
+    """A site running ``services`` and a gateway (with ``gateway`` settings): the county, or
+    the town or village of test_replicas.py named by ``code`` (the village's upstream vhost
+    empty: no upstream site runs)."""
     vhost = vhost_factory(f"screens-{tmp.name}")
+    upstream = vhost_factory(f"screens-{tmp.name}-up") if code == VILLAGE else None
     extra: dict[str, Any] = {k: v for k, v in SECTIONS.items() if k.lower() in services}
     extra.update(GATEWAY=gateway or {}, **calendar_override(tmp))
-    cfg = config(vhost, tmp / "data", COUNTY, **extra)
+    cfg = config(vhost, tmp / "data", code, upstream, **extra)
     replicas = {name: Replica(tmp, name, 0, cfg) for name in (*services, "gateway")}
     with running(list(replicas.values())):
         yield Site(vhost, replicas)

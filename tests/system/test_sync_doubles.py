@@ -36,7 +36,9 @@ def now_iso() -> str:
 ACCESS = {
     **BASE_ACCESS,
     **dict.fromkeys(["accept_poison", "put", "seed", "count", "get", "versions"], rule(OPERATOR)),
-    **dict.fromkeys(["catalog_changes", "apply_catalog"], rule(OPERATOR, SERVICE)),
+    **dict.fromkeys(
+        ["catalog_changes", "apply_catalog", "apply_proxy_outcomes"], rule(OPERATOR, SERVICE)
+    ),
 }
 
 
@@ -146,11 +148,17 @@ class QueueDouble(FeedDouble):
 
 
 class MattersDouble(FeedDouble):
-    """Test double of matters' feed and catalog contracts."""
+    """Test double of matters' feed, catalog and 代办 contracts (requests up, outcomes down:
+    stored as they come, like a site they pass through)."""
 
     name = "matters"
-    feeds = ("application_summaries", "catalog")
-    replicated_feeds = ("application_summaries",)
+    feeds = ("application_summaries", "catalog", "proxy_requests", "proxy_outcomes")
+    replicated_feeds = ("application_summaries", "proxy_requests")
+
+    @rpc
+    def apply_proxy_outcomes(self, docs: list[dict[str, Any]]) -> dict[str, int]:
+        outcomes = self.runtime.store.collection("proxy_outcomes")
+        return {"applied": outcomes.upsert_versioned_many(docs)}
 
     @rpc
     def catalog_changes(self, since: int = 0, limit: int = 500) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 // The window's work area: the matter guide look-up (事项指南, public catalog calls) and the
 // application desk (受理登记) for the citizen at the window. A submission ends in one of
-// three documents, each printable alone (window.css, @media print): the 受理凭证, the
-// 一次性告知单 listing every missing material, or the 不予受理通知书. The applicant's name
+// four documents, each printable alone (window.css, @media print): the 受理凭证, the
+// 一次性告知单 listing every missing material, the 不予受理通知书, or — for a matter this
+// site only proxies (availability ``proxy_only``, 本站代办: sent with channel ``proxy``,
+// never refused here) — the 代办受理单 naming the site it was forwarded to. The applicant's name
 // and ID number travel only in the JSON body of the bridged call: never in a URL, never
 // logged, and cleared from the form once submitted.
 "use strict";
@@ -12,10 +14,31 @@
   const SITE = document.body.dataset.site;
   const CLERK = el("staff-name") ? el("staff-name").textContent : STAFF; // as printed
   // how the ticket at the window ends when its citizen's application went this way
+  // (代办: the station took the application in and forwarded it, so it counts as accepted)
   const OUTCOME = { accepted: "accepted", completed: "done", supplement_required: "consulted",
-    not_accepted: "not_accepted" };
+    not_accepted: "not_accepted", forwarded: "accepted" };
+  const TIER_NAMES = { national: "国家级", province: "省级", city: "市级", county: "县（市、区）级",
+    town: "乡镇（街道）级", village: "村（社区）级" };
   const byTicket = new Map(); // ticket id -> the application submitted for its citizen
   let matter = null; // the matter chosen for the desk
+
+  const proxied = (m) => Boolean(m) && m.availability === "proxy_only";
+  // The tiers a matter is handled at, by name ("乡镇（街道）级、县（市、区）级").
+  const handledAt = (m) => ((m && m.handled_at) || []).map((t) => TIER_NAMES[t] || t).join("、");
+  // A site's tier from its code, as services/common/site.py tier_of judges it.
+  function tierOf(code) {
+    if (code === "000000") return "national";
+    if (code.length === 12) return "village";
+    if (code.length === 9) return "town";
+    if (code.endsWith("0000")) return "province";
+    return code.endsWith("00") ? "city" : "county";
+  }
+  const siteText = (code) => (code ? code + "（" + TIER_NAMES[tierOf(code)] + "办理站点）" : "");
+  function proxyNote(m) {
+    const tiers = handledAt(m);
+    return "本站代办：本站收件后转报" + (tiers ? tiers : "上级") + "办理站点受理、办理，" +
+      "办理结果由本站通知申请人领取；是否受理由办理站点决定，本站不出具不予受理通知书。";
+  }
 
   // --- tabs -----------------------------------------------------------------------------------
 
@@ -69,11 +92,14 @@
       m.promised_limit_days + " 个工作日（" + (m.case_type_name || "") + "）";
     const take = h("button", { type: "button", className: "take", textContent: "按此事项受理" });
     take.onclick = () => choose(m);
+    const note = h("p", { className: "proxy-note", textContent: proxied(m) ? proxyNote(m) : "" });
+    note.hidden = !proxied(m);
     el("guide").replaceChildren(
       h("h3", { textContent: m.name }),
       h("p", { className: "small", textContent: "事项编码 " + m.code + " · " +
-        ((m.agency || {}).name || "") }),
+        ((m.agency || {}).name || "") + (m.availability_name ? " · " + m.availability_name : "") }),
       h("p", { className: "limits", textContent: limits }),
+      note,
       take,
       h("h4", { textContent: "受理条件" }),
       h("ul", {}, ...(m.conditions || []).map((c) => h("li", { textContent: c }))),
@@ -87,7 +113,15 @@
 
   function choose(m) {
     matter = m;
-    el("desk-matter").textContent = "办理事项：" + m.name + "（" + m.code + "）";
+    const proxy = proxied(m);
+    el("desk-matter").textContent = (proxy ? "代办事项：" : "办理事项：") + m.name + "（" + m.code + "）";
+    el("desk-proxy").textContent = proxy ? proxyNote(m) : "";
+    el("desk-proxy").hidden = !proxy;
+    // a 代办 matter is never refused here: the handling site decides whether to accept it
+    el("refuse").checked = false;
+    el("refuse").disabled = proxy;
+    el("refusal-box").hidden = proxy;
+    refuseChanged();
     el("materials").replaceChildren(...(m.materials || []).map(materialRow));
     el("desk-submit").disabled = false;
     el("desk-error").textContent = "";
@@ -109,10 +143,12 @@
     return row;
   }
 
-  el("refuse").onchange = () => {
+  function refuseChanged() {
     el("refusal").hidden = !el("refuse").checked;
-    el("desk-submit").textContent = el("refuse").checked ? "出具不予受理通知书" : "提交";
-  };
+    el("desk-submit").textContent = el("refuse").checked ? "出具不予受理通知书"
+      : proxied(matter) ? "代办转报" : "提交";
+  }
+  el("refuse").onchange = refuseChanged;
 
   function application() {
     const materials = [...el("materials").children]
@@ -124,9 +160,11 @@
           : { name: row.dataset.name, valid, problem: problem || null };
       });
     const phone = el("applicant-phone").value.trim();
-    const refusal = el("refuse").checked ? { reason: el("refusal-reason").value.trim(),
+    const proxy = proxied(matter);
+    const refusal = el("refuse").checked && !proxy ? { reason: el("refusal-reason").value.trim(),
       basis: el("refusal-basis").value.trim() } : null;
-    return { matter_code: matter.code, channel: "window", window: WINDOW, staff_id: STAFF,
+    return { matter_code: matter.code, channel: proxy ? "proxy" : "window", window: WINDOW,
+      staff_id: STAFF,
       applicant: { kind: el("applicant-kind").value, name: el("applicant-name").value.trim(),
         id_number: el("applicant-id").value.trim(), phone: phone || null },
       materials, refusal };
@@ -175,6 +213,14 @@
       const n = app.supplement_notice;
       filled = fill("tpl-supplement", { ...common, number: n.number, issued: day(n.issued_at),
         items: n.items.map((i) => i.name + "（" + i.problem + "）") });
+    } else if (app.state === "forwarded") {
+      const tiers = proxied(matter) && matter.code === app.matter_code ? handledAt(matter) : "";
+      filled = fill("tpl-forwarded", { ...common, number: app.number,
+        id_masked: app.applicant.id_masked, received_on: app.received_on,
+        handled_by: siteText(app.handled_by), handled_at: tiers,
+        items: (app.materials || []).map((x) => x.name +
+          (x.valid === false ? "（有问题：" + (x.problem || "未说明") + "）" : "")) });
+      rateCode(filled.querySelector("[data-qr]"), app.id);
     } else {
       const r = app.receipt;
       filled = fill("tpl-accepted", { ...common, number: r.number, id_masked: app.applicant.id_masked,
