@@ -176,10 +176,17 @@ class MakeContext(Protocol):
     ) -> SiteContext: ...
 
 
-@pytest.fixture
-def make_context(tmp_path: Path) -> Iterator[MakeContext]:
-    """``make_context(service, code=…, tier=…, section=…, store_uri=…, calendar=…)``: the
-    ``SiteContext`` a service's app is built from, on a real store closed after the test."""
+def site_context(
+    service: str,
+    code: str,
+    tier: str,
+    store_uri: str,
+    section: Mapping[str, Any] | None = None,
+    calendar: WorkingCalendar | None = None,
+    upstream: str | None = None,
+) -> SiteContext:
+    """The ``SiteContext`` a service's app is built from, on a real store the caller closes
+    (``context.store.close()``)."""
     from services.common.calendar import WorkingCalendar
     from services.common.config import SiteConfig
     from services.common.identity import KeyFile
@@ -188,6 +195,25 @@ def make_context(tmp_path: Path) -> Iterator[MakeContext]:
     from services.common.site import parse_site_identity
     from services.common.store import open_store
 
+    identity = parse_site_identity(code, tier, f"测试站点{code}", upstream)
+    config = SiteConfig(
+        identity=identity,
+        amqp_uri="pyamqp://guest@localhost/",
+        store_uri=store_uri,
+        upstream_amqp_uri=None,
+        calendar_override=None,
+        access=KeyFile(access_key_file()),
+        section=section or {},
+    )
+    store = open_store(store_uri, namespace=service)
+    metrics = ServiceMetrics(service, code, tier, store.kind)
+    return SiteContext(service, config, store, calendar or WorkingCalendar(), metrics)
+
+
+@pytest.fixture
+def make_context(tmp_path: Path) -> Iterator[MakeContext]:
+    """``make_context(service, code=…, tier=…, section=…, store_uri=…, calendar=…)``: the
+    ``SiteContext`` a service's app is built from, on a real store closed after the test."""
     opened: list[Store] = []
 
     def make(
@@ -199,21 +225,10 @@ def make_context(tmp_path: Path) -> Iterator[MakeContext]:
         calendar: WorkingCalendar | None = None,
         upstream: str | None = None,
     ) -> SiteContext:
-        identity = parse_site_identity(code, tier, f"测试站点{code}", upstream)
         uri = store_uri or f"sqlite:///{tmp_path / code}"
-        config = SiteConfig(
-            identity=identity,
-            amqp_uri="pyamqp://guest@localhost/",
-            store_uri=uri,
-            upstream_amqp_uri=None,
-            calendar_override=None,
-            access=KeyFile(access_key_file()),
-            section=section or {},
-        )
-        store = open_store(uri, namespace=service)
-        opened.append(store)
-        metrics = ServiceMetrics(service, code, tier, store.kind)
-        return SiteContext(service, config, store, calendar or WorkingCalendar(), metrics)
+        context = site_context(service, code, tier, uri, section, calendar, upstream)
+        opened.append(context.store)
+        return context
 
     yield make
     for store in opened:

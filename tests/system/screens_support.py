@@ -153,6 +153,21 @@ def signed_in(
     return page
 
 
+def prints_alone_on_a4(page: Page) -> None:
+    """The desk's document printed: print() called once (``PRINT_SPY``), only the document
+    shown in print media, and the PDF an A4 page."""
+    page.click("#notice-print")
+    assert page.evaluate("window.__printed") == 1
+    page.emulate_media(media="print")
+    assert page.is_visible("#notice-body")
+    assert not page.is_visible("#console")
+    assert not page.is_visible("#notice-print")
+    pdf = page.pdf(prefer_css_page_size=True)
+    width = float(re.search(rb"/MediaBox \[0 0 ([0-9.]+) ", pdf).group(1))  # type: ignore[union-attr]
+    assert abs(width - 210 / 25.4 * 72) < 2  # A4
+    page.emulate_media(media="screen")
+
+
 def screenshot(page: Page, name: str) -> None:
     """docs/screens/<name>.png, when HALL_SCREENSHOTS names the folder to write them to."""
     folder = os.environ.get("HALL_SCREENSHOTS")

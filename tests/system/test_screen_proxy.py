@@ -8,7 +8,6 @@ accepted. No upstream runs: the village forwards regardless."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,17 +15,17 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser
 
-from services.common.calendar import WorkingCalendar
-from services.common.config import SiteConfig
-from services.common.identity import KeyFile
-from services.common.metrics import ServiceMetrics
-from services.common.runtime import SiteContext
-from services.common.site import parse_site_identity
-from services.common.store import open_store
 from services.matters.app import MattersApp
 from services.matters.settings import MattersSettings
-from tests.conftest import VhostFactory, access_key_file
-from tests.system.screens_support import PRINT_SPY, Site, chromium, screenshot, site_of
+from tests.conftest import VhostFactory, site_context
+from tests.system.screens_support import (
+    PRINT_SPY,
+    Site,
+    chromium,
+    prints_alone_on_a4,
+    screenshot,
+    site_of,
+)
 from tests.system.test_replicas import COUNTY, TOWN, VILLAGE
 from tests.system.test_screen_window import at_window, call_one, console, id_number, shown
 
@@ -40,23 +39,10 @@ RECORDS = "2000021006421302001"  # 个人权益记录查询打印: made offered 
 def county_catalog(tmp: Path) -> list[dict[str, Any]]:
     """The county's catalog versions, as its matters publishes them from the seed: a county
     ``MattersApp`` on a SQLite store of its own, in this process."""
-    identity = parse_site_identity(COUNTY, "county", f"测试{COUNTY}", None)
-    uri = f"sqlite:///{tmp}"
     section = {"seed_catalog": "seed/catalog.yaml"}
-    config = SiteConfig(
-        identity=identity,
-        amqp_uri="pyamqp://guest@localhost/",
-        store_uri=uri,
-        upstream_amqp_uri=None,
-        calendar_override=None,
-        access=KeyFile(access_key_file()),
-        section=section,
-    )
-    store = open_store(uri, namespace="matters")
+    ctx = site_context("matters", COUNTY, "county", f"sqlite:///{tmp}", section)
     try:
-        metrics = ServiceMetrics("matters", COUNTY, "county", store.kind)
-        ctx = SiteContext("matters", config, store, WorkingCalendar(), metrics)
-        county = MattersApp(ctx, MattersSettings.from_section(section, identity.tier))
+        county = MattersApp(ctx, MattersSettings.from_section(section, ctx.identity.tier))
         county.start()
         docs: list[dict[str, Any]] = []
         since = 0
@@ -65,7 +51,7 @@ def county_catalog(tmp: Path) -> list[dict[str, Any]]:
             since = page[-1]["_seq"]
         return docs
     finally:
-        store.close()
+        ctx.store.close()
 
 
 @pytest.fixture(scope="module")
@@ -135,16 +121,7 @@ def test_the_desk_forwards_a_proxy_only_matter_and_prints_the_proxy_receipt(
     assert "代办窗口：1 号窗口" in page.inner_text("#notice .signature")
     assert "经办人：员工S1" in page.inner_text("#notice .signature")
     screenshot(page, "proxy")
-    page.click("#notice-print")
-    assert page.evaluate("window.__printed") == 1
-    page.emulate_media(media="print")
-    assert page.is_visible("#notice-body")
-    assert not page.is_visible("#console")
-    assert not page.is_visible("#notice-print")
-    pdf = page.pdf(prefer_css_page_size=True)
-    width = float(re.search(rb"/MediaBox \[0 0 ([0-9.]+) ", pdf).group(1))  # type: ignore[union-attr]
-    assert abs(width - 210 / 25.4 * 72) < 2  # A4
-    page.emulate_media(media="screen")
+    prints_alone_on_a4(page)
     page.keyboard.press("Escape")
     assert page.input_value("#applicant-id") == ""
     page.keyboard.press("F4")  # the station took the application in: the ticket is accepted

@@ -22,6 +22,7 @@ from tests.system.screens_support import (
     PRINT_SPY,
     Site,
     chromium,
+    prints_alone_on_a4,
     screenshot,
     signed_in,
     site_of,
@@ -303,16 +304,7 @@ def test_the_desk_gives_the_one_time_notice_the_receipt_and_the_refusal(
     rate.wait_for()
     assert (rate.get_attribute("data-link") or "").startswith(f"{site.url}/m/r/")
     assert (rate.locator("img").get_attribute("src") or "").startswith("data:image/svg+xml")
-    page.click("#notice-print")
-    assert page.evaluate("window.__printed") == 1
-    page.emulate_media(media="print")
-    assert page.is_visible("#notice-body")
-    assert not page.is_visible("#console")
-    assert not page.is_visible("#notice-print")
-    pdf = page.pdf(prefer_css_page_size=True)
-    width = float(re.search(rb"/MediaBox \[0 0 ([0-9.]+) ", pdf).group(1))  # type: ignore[union-attr]
-    assert abs(width - 210 / 25.4 * 72) < 2  # A4
-    page.emulate_media(media="screen")
+    prints_alone_on_a4(page)
     page.keyboard.press("Escape")
 
     applicant()

@@ -123,12 +123,14 @@ class Applications(MattersBase):
         matter: Matter,
         presented: list[dict[str, Any]],
         notices: list[dict[str, Any]],
+        on: date | None = None,
     ) -> dict[str, Any]:
-        """Accepted (即办件: completed at once) or one notice listing everything missing."""
+        """Accepted (即办件: completed at once) or one notice listing everything missing;
+        accepted ``on`` that day (代办: the proxy site's), else today."""
         problems = check_materials(matter, presented)
         if problems:
             return rules.supplement_required(doc["number"], notices, problems, self.stamp())
-        today = self.today()
+        today = on or self.today()
         due = due_date(self.calendar, today, int(matter.data["promised_limit_days"]), 0)
         return rules.accepted(
             matter,

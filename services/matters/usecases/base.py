@@ -100,6 +100,7 @@ class MattersBase:
         matter: Matter,
         presented: list[dict[str, Any]],
         notices: list[dict[str, Any]],
+        on: date | None = None,
     ) -> dict[str, Any]:
         raise NotImplementedError
 

@@ -18,7 +18,7 @@ from services.common.errors import Conflict, InvalidInput
 from services.common.site import is_proper_ancestor
 from services.common.store import Doc
 from services.common.store.port import OWNER_FIELDS
-from services.matters.domain import CLOCK_NONE, Matter, check_materials, due_date, proxy
+from services.matters.domain import CLOCK_NONE, Matter, proxy
 from services.matters.domain import applications as rules
 from services.matters.domain.records import ApplicationRecord
 from services.matters.usecases.base import CAS_ATTEMPTS, MattersBase
@@ -220,7 +220,7 @@ class Proxy(MattersBase):
                 promised_limit_days=matter.data["promised_limit_days"],
                 legal_limit_days=matter.data["legal_limit_days"],
             )
-            doc.update(self._check_here(doc, matter, doc["materials"], [], request))
+            doc.update(self._desk_check(doc, matter, doc["materials"], [], _received(request)))
         doc["history"] = [{"action": "received", "state": doc["state"], "at": now}]
         if not self.repo.insert_once(self.repo.applications, doc):
             return  # another process of this site took it in first
@@ -241,34 +241,16 @@ class Proxy(MattersBase):
                 merged = proxy.presented(request)
                 matter = self._version_matter(doc)
                 changes.update(materials=merged)
-                changes.update(self._check_here(doc, matter, merged, doc["notices"], request))
+                notices = doc["notices"]
+                changes.update(self._desk_check(doc, matter, merged, notices, _received(request)))
             return changes
 
         self._transition(copy["id"], "take_materials", make, at_desk=False)
 
-    def _check_here(
-        self,
-        doc: Mapping[str, Any],
-        matter: Matter,
-        presented: list[dict[str, Any]],
-        notices: list[dict[str, Any]],
-        request: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        """The desk check, with the time limit counted from the proxy site's day."""
-        received = date.fromisoformat(request["received_on"])
-        if check_materials(matter, presented):
-            return self._desk_check(doc, matter, presented, notices)
-        due = due_date(self.calendar, received, int(matter.data["promised_limit_days"]), 0)
-        return rules.accepted(
-            matter,
-            doc["number"],
-            doc["matter_version"],
-            presented,
-            today=received,
-            due=due,
-            at=self.stamp(),
-            site_name=self.identity.name,
-        )
+
+def _received(request: Mapping[str, Any]) -> date:
+    """The proxy site's day: the time limit counts from it."""
+    return date.fromisoformat(request["received_on"])
 
 
 def _proxy_of(request: Mapping[str, Any]) -> dict[str, Any]:
