@@ -1,6 +1,7 @@
 """A fake 好差评 platform for the connector's tests and bench (docs/api.md, "sync: the
 platform connector"): a real HTTP server in a thread that verifies every request's
-signature, validates every record against the coding's tables (codes, labels, required
+signature, validates every record against its coding's tables (the evaluations' profile, or
+``rectification_v1`` for cases) (codes, labels, required
 fields, the time format), dedupes by idempotency key, and fails a seeded share of the
 requests with timeouts (it sleeps past the client's timeout), 500s and connections closed
 mid-response.
@@ -25,9 +26,26 @@ from pathlib import Path
 from typing import Any
 
 from bench.rating import seeded_doc
-from services.common.evaluation_coding import EXPORT_PROFILES, LEVEL_ZH, TIME_FORMAT
+from services.common.calendar import WorkingCalendar
+from services.common.clock import Clock, parse_iso
+from services.common.evaluation_coding import (
+    CASE_CLASSIFICATIONS,
+    CASE_STATES,
+    EXPORT_PROFILES,
+    FEEDBACK_METHODS,
+    LEVEL_ZH,
+    RECTIFICATION_FIELDS,
+    RECTIFICATION_V1,
+    TIME_FORMAT,
+)
+from services.common.runtime import SiteContext
 from services.common.store import open_store
+from services.rating.domain.cases import open_case
+from services.rating.settings import RatingSettings
+from services.sync.adapters.platform_http import PlatformHttp
+from services.sync.app import SyncApp
 from services.sync.domain.platform import body_digest, request_signature
+from services.sync.settings import SyncSettings
 
 FAILURES = ("timeout", "error500", "drop")
 REQUIRED = (
@@ -45,6 +63,8 @@ REQUIRED = (
 )
 DIVISION = re.compile(r"^[0-9]{6}([0-9]{3}){0,2}$")
 TIME = re.compile(r"^[0-9]{8}T[0-9]{6}$")
+DAY = re.compile(r"^[0-9]{8}$")
+PHONE = re.compile(r"1[3-9][0-9]{9}")
 MAX_SKEW_S = 300
 
 
@@ -80,6 +100,51 @@ def coding_problem(data: Any, profile: str) -> str | None:
     return None
 
 
+def _valid_time(value: str, pattern: re.Pattern[str], form: str) -> bool:
+    """Empty (not reached yet), or a real time of ``form``."""
+    if not value:
+        return True
+    try:
+        datetime.strptime(value, form).replace(tzinfo=UTC)
+    except ValueError:
+        return False
+    return bool(pattern.match(value))
+
+
+def rectification_problem(data: Any) -> str | None:
+    """Why ``data`` is not a valid ``rectification_v1`` record, or None."""
+    if not isinstance(data, dict):
+        return "记录不是对象"
+    missing = [name for name in RECTIFICATION_FIELDS if not isinstance(data.get(name), str)]
+    if missing:
+        return f"缺少字段：{'、'.join(missing)}"
+    extra = sorted(set(data) - set(RECTIFICATION_FIELDS))
+    if extra:
+        return f"多余字段：{'、'.join(extra)}"
+    if (data["办理状态代码"], data["办理状态"]) not in set(CASE_STATES.values()):
+        return f"办理状态代码 {data['办理状态代码']} 与办理状态 {data['办理状态']} 不符"
+    if (data["定性代码"], data["定性"]) not in {("", ""), *CASE_CLASSIFICATIONS.values()}:
+        return f"定性代码 {data['定性代码']} 与定性 {data['定性']} 不符"
+    if data["反馈方式"] not in {"", *FEEDBACK_METHODS.values()}:
+        return "反馈方式不在代码表中"
+    if data["是否按期"] not in ("", "是", "否"):
+        return "是否按期只能是 是、否 或空"
+    closed = data["办理状态"] == "已办结"
+    if closed != bool(data["办结时间"]) or closed != bool(data["是否按期"]):
+        return "已办结的案件须有办结时间和是否按期，未办结的不能有"
+    if not DIVISION.match(data["行政区划"]) or not data["评价编号"] or not data["办件编号"]:
+        return "行政区划、评价编号或办件编号不对"
+    for name in ("回访时间", "整改完成时间", "反馈时间", "办结时间"):
+        if not _valid_time(data[name], TIME, TIME_FORMAT):
+            return f"{name}格式应为 YYYYMMDDThhmmss"
+    for name in ("回访期限", "整改期限"):
+        if not _valid_time(data[name], DAY, "%Y%m%d"):
+            return f"{name}格式应为 YYYYMMDD"
+    if PHONE.search(data["整改措施"]):
+        return "整改措施含有手机号码"
+    return None
+
+
 def seed_rating_store(data: Path, code: str, coded: int, uncodable: int) -> set[str]:
     """Evaluations written into the site's rating store as rating writes them (bench/rating.py
     ``seeded_doc``: the site's own and its subtree's): ``coded`` the gbt39046 coding can
@@ -96,6 +161,74 @@ def seed_rating_store(data: Path, code: str, coded: int, uncodable: int) -> set[
     finally:
         store.close()
     return {d["id"] for d in docs if d["channel"] != "system_default"}
+
+
+def seed_cases(data: Path, code: str) -> set[str]:
+    """A rectification case opened, as rating opens it (``open_case``), for every bad
+    evaluation in the site's rating store; their ids."""
+    store = open_store(f"sqlite:///{data / code}", "rating")
+    settings = RatingSettings(privacy_salt="platform-test-salt-0123")
+    try:
+        evaluations = store.collection("evaluations").changes_since(0, 1_000_000)
+        cases = [
+            {
+                **open_case(e, parse_iso(e["submitted_at"]), settings, WorkingCalendar()),
+                "version": 1,
+            }
+            for e in evaluations
+            if e.get("bad")
+        ]
+        store.collection("cases").upsert_versioned_many(cases)
+    finally:
+        store.close()
+    return {c["id"] for c in cases}
+
+
+class ListedFeeds:
+    """This site's rating service as sync sees it (``local.call``): its two feeds, listed."""
+
+    def __init__(
+        self, evaluations: list[dict[str, Any]], cases: list[dict[str, Any]] | None = None
+    ) -> None:
+        self.items = evaluations
+        self.feeds = {"evaluations": evaluations, "cases": cases or []}
+        self.reads: Counter[str] = Counter()
+
+    def call(self, service: str, method: str, *args: Any) -> Any:
+        assert (service, method) == ("rating", "feed"), (service, method)
+        name, since, limit = args
+        self.reads[name] += 1
+        items = self.feeds[name]
+        page = [i for i in items if i["_seq"] > since][:limit]
+        return {
+            "items": page,
+            "last_seq": page[-1]["_seq"] if page else since,
+            "high_water": items[-1]["_seq"] if items else 0,
+            "incarnation": "inc-1",
+        }
+
+
+def connector_app(
+    context: SiteContext, clock: Clock, url: str, secret: str, local: Any, **platform: Any
+) -> SyncApp:
+    """A ``SyncApp`` with only the platform connector (no upward feeds, no catalog), pushing
+    to ``url`` what ``local`` serves; ``platform`` overrides ``SYNC.platform`` keys."""
+    section = {
+        "upward": [],
+        "pull_catalog": False,
+        "pull_outcomes": False,
+        "platform": {
+            "url": url,
+            "profile": "gbt39046",
+            "secret": secret,
+            "read_timeout": 0.5,
+            **platform,
+        },
+    }
+    settings = SyncSettings.from_section(section, context.identity.tier)
+    assert settings.platform is not None
+    client = PlatformHttp(settings.platform, context.identity.code)
+    return SyncApp(context, settings, clock, platform=client, local=local)
 
 
 class FakePlatform:
@@ -119,6 +252,8 @@ class FakePlatform:
         # Record ids stored but left out of the reply's results (a platform that answers
         # only part of a batch): the client must not take them as acknowledged.
         self.omit: set[str] = set()
+        # Codings whose interface is down: their batches answered 503.
+        self.refuse_profiles: set[str] = set()
         self.fail_rate, self.stall_s = fail_rate, stall_s
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
@@ -186,7 +321,11 @@ class FakePlatform:
                 self.arrivals[key] += 1
                 if key in self.acked:
                     self.resent_after_ack.append(key)
-                problem = coding_problem(item.get("data"), self.profile)
+                problem = (
+                    rectification_problem(item.get("data"))
+                    if batch.get("profile") == RECTIFICATION_V1
+                    else coding_problem(item.get("data"), self.profile)
+                )
                 if item.get("record_id") in self.refuse:
                     problem = "平台校验未通过：办件不存在"
                 if problem is not None:
@@ -224,8 +363,11 @@ class FakePlatform:
                 except ValueError:
                     self._reply(400, {"reason": "不是 JSON"})
                     return
-                if batch.get("profile") != fake.profile:
-                    self._reply(400, {"reason": f"编码应为 {fake.profile}"})
+                if batch.get("profile") not in (fake.profile, RECTIFICATION_V1):
+                    self._reply(400, {"reason": f"编码应为 {fake.profile} 或 {RECTIFICATION_V1}"})
+                    return
+                if batch.get("profile") in fake.refuse_profiles:
+                    self._reply(503, {"reason": "该接口暂停服务"})
                     return
                 ids = {
                     r.get("record_id") for r in batch.get("records") or [] if isinstance(r, dict)

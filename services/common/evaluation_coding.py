@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.common.clock import parse_iso
+from services.common.privacy import scrub_text
 
 # 满意度, the national five levels, best first (rating's ``Level`` values).
 LEVEL_ZH = {
@@ -137,3 +138,122 @@ def export_record(
         "行政区划": doc["site_code"],
         "是否计入统计": "否" if doc.get("excluded") or doc.get("held") else "是",
     }
+
+
+# --- 差评整改: the outcome of a bad rating's rectification case ------------------------------
+# GB/T 39046 table 9 and the provincial interfaces code evaluations only; they define no
+# fields for a case. ``rectification_v1`` is this system's own, explicit coding of a case
+# (docs/api.md, "sync: the platform connector", 差评整改记录): codes from rating's own case
+# states and classifications, local times, no personal data (no handler, no rater, no phone).
+RECTIFICATION_V1 = "rectification_v1"
+# rating's ``CaseState`` → (办理状态代码, 办理状态)
+CASE_STATES: Mapping[str, tuple[str, str]] = {
+    "callback_pending": ("1", "待回访核实"),
+    "classification_pending": ("2", "待定性"),
+    "rectifying": ("3", "整改中"),
+    "feedback_pending": ("4", "待反馈"),
+    "closed": ("5", "已办结"),
+}
+# rating's ``Classification`` → (定性代码, 定性); not yet classified: both "".
+CASE_CLASSIFICATIONS: Mapping[str, tuple[str, str]] = {
+    "fix_now": ("1", "立行立改"),
+    "ledger": ("2", "限期整改"),
+    "explain": ("3", "解释说明"),
+    "not_adopted": ("4", "不予采纳"),
+}
+# rating's feedback methods (``record_feedback``) → 反馈方式
+FEEDBACK_METHODS: Mapping[str, str] = {
+    "phone": "电话",
+    "sms": "短信",
+    "letter": "信函",
+    "visit": "上门",
+    "online": "网上",
+}
+MEASURES_MAX = 500  # 整改措施: characters kept
+DATE_FORMAT = "%Y%m%d"
+RECTIFICATION_FIELDS = (
+    "案件编号",
+    "评价编号",
+    "评价幂等键",
+    "办件编号",
+    "行政区划",
+    "办理状态代码",
+    "办理状态",
+    "定性代码",
+    "定性",
+    "回访期限",
+    "回访时间",
+    "整改期限",
+    "整改完成时间",
+    "整改措施",
+    "反馈时间",
+    "反馈方式",
+    "办结时间",
+    "是否按期",
+)
+
+
+def service_ref_of(evaluation_id: str) -> str:
+    """The 办件编号 (the service's reference, as the evaluation's own record gives it) inside
+    rating's evaluation id ``ev:<site>:<kind>:<ref id>:<sequence>``; "" for another form."""
+    parts = evaluation_id.split(":")
+    if len(parts) < 5 or parts[0] != "ev":
+        return ""
+    return ":".join(parts[3:-1])
+
+
+def _local(stamp: str | None, zone: ZoneInfo) -> str:
+    return parse_iso(stamp).astimezone(zone).strftime(TIME_FORMAT) if stamp else ""
+
+
+def _day(value: str | None) -> str:
+    return value.replace("-", "") if value else ""
+
+
+def rectification_record(
+    doc: Mapping[str, Any], zone: ZoneInfo
+) -> tuple[dict[str, Any] | None, str | None]:
+    """One case version in ``rectification_v1``: (the fields, None), or (None, why it cannot be
+    coded) for a state, classification or feedback method the coding has no code for — never
+    guessed. Free text (整改措施) has phones and ID numbers masked, and is capped."""
+    state = CASE_STATES.get(str(doc.get("state")))
+    if state is None:
+        return None, f"rectification_v1 没有该案件状态（{doc.get('state')}）的代码"
+    classification: tuple[str, str] = ("", "")
+    if doc.get("classification") is not None:
+        found = CASE_CLASSIFICATIONS.get(str(doc["classification"]))
+        if found is None:
+            return None, f"rectification_v1 没有该定性（{doc['classification']}）的代码"
+        classification = found
+    steps: dict[str, Mapping[str, Any]] = {}
+    for item in doc.get("steps") or []:
+        steps[str(item.get("step"))] = item  # the last of each kind
+    feedback = steps.get("feedback") or {}
+    method = ""
+    if feedback.get("method") is not None:
+        method = FEEDBACK_METHODS.get(str(feedback["method"]), "")
+        if not method:
+            return None, f"rectification_v1 没有该反馈方式（{feedback['method']}）的代码"
+    measures = str((steps.get("rectified") or {}).get("measures") or "")
+    on_time = doc.get("on_time")
+    evaluation = str(doc["evaluation_id"])
+    return {
+        "案件编号": str(doc["id"]),
+        "评价编号": evaluation,
+        "评价幂等键": f"{evaluation}@v1",
+        "办件编号": service_ref_of(evaluation),
+        "行政区划": str(doc["site_code"]),
+        "办理状态代码": state[0],
+        "办理状态": state[1],
+        "定性代码": classification[0],
+        "定性": classification[1],
+        "回访期限": _day(doc.get("callback_due")),
+        "回访时间": _local((steps.get("callback") or {}).get("at"), zone),
+        "整改期限": _day(doc.get("close_due")),
+        "整改完成时间": _local((steps.get("rectified") or {}).get("at"), zone),
+        "整改措施": scrub_text(measures)[:MEASURES_MAX],
+        "反馈时间": _local(feedback.get("at"), zone),
+        "反馈方式": method,
+        "办结时间": _local(doc.get("closed_at"), zone),
+        "是否按期": "" if on_time is None else ("是" if on_time else "否"),
+    }, None

@@ -94,26 +94,35 @@ KEY_REMEDY = {
 }
 
 
-# An evaluation waiting longer than this for the platform fails the check (the alert
+# A record waiting longer than this for the platform fails the check (the alert
 # HallPlatformOldestUnsent fires at the same age).
 PLATFORM_OLDEST_S = 6 * 3600
 
 
 def _platform_check(cluster: Any) -> Check:
-    """The 好差评 platform connector (``sync.status()["platform"]``): failing when its last
-    attempt failed, or an evaluation has waited over six hours; never shows the secret."""
+    """The 好差评 platform connector (``sync.status()["platform"]``): failing when the last
+    attempt of a source (evaluations, and rectification cases when pushed) failed, or a
+    record has waited over six hours; never shows the secret."""
     found = cluster.sync.status().get("platform") or {}
-    oldest = found.get("oldest_unsent_age_seconds") or 0
-    failing = str(found.get("last_error_at") or "") > str(found.get("last_success") or "")
-    detail = (
-        f"{found.get('profile')} 待推送 {found.get('backlog')} 条，最早 {oldest:.0f} 秒前，"
-        f"搁置 {found.get('parked')} 条，无法编码 {found.get('skipped')} 条"
-    )
-    if failing:
-        detail += f"；最近一次失败（{found.get('last_error_reason')}）：{found.get('last_error')}"
-    elif found.get("last_success"):
-        detail += f"；最近成功 {found.get('last_success')}"
-    return Check("sync", "platform", not failing and oldest <= PLATFORM_OLDEST_S, detail)
+    sources = [("评价", found)]
+    if found.get("cases"):
+        sources.append(("整改案件", found["cases"]))
+    ok, details = True, []
+    for what, part in sources:
+        oldest = part.get("oldest_unsent_age_seconds") or 0
+        failing = str(part.get("last_error_at") or "") > str(part.get("last_success") or "")
+        coding = part.get("coding") or found.get("profile")
+        detail = (
+            f"{what}（{coding}）待推送 {part.get('backlog')} 条，最早 {oldest:.0f} 秒前，"
+            f"搁置 {part.get('parked')} 条，无法编码 {part.get('skipped')} 条"
+        )
+        if failing:
+            detail += f"；最近一次失败（{part.get('last_error_reason')}）：{part.get('last_error')}"
+        elif part.get("last_success"):
+            detail += f"；最近成功 {part.get('last_success')}"
+        ok = ok and not failing and oldest <= PLATFORM_OLDEST_S
+        details.append(detail)
+    return Check("sync", "platform", ok, "；".join(details))
 
 
 def _key_check(site: SiteDir, upstream: str, cluster: Any) -> Check:

@@ -77,6 +77,7 @@ class PlatformSchema(Arguments):
     backoff_base = _seconds(0.01, 1.0)
     backoff_cap = _seconds(0.1, 300.0)
     timezone = text(64, load_default="Asia/Shanghai")
+    cases = boolean(load_default=True)  # also push rating.cases (rectification_v1)
 
     @validates_schema
     def _cap_above_base(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -33,6 +33,8 @@ class PlatformSettings:
     interval: float
     backoff: Backoff
     zone: ZoneInfo
+    # Push rating's rectification cases too (``rectification_v1``), besides the evaluations.
+    cases: bool = True
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> PlatformSettings:
@@ -53,6 +55,7 @@ class PlatformSettings:
             interval=data["interval"],
             backoff=Backoff(data["backoff_base"], data["backoff_cap"]),
             zone=zone,
+            cases=data["cases"],
         )
 
 

@@ -17,7 +17,6 @@ from services.common.clock import ManualClock
 from services.common.config import ConfigError
 from services.common.evaluation_coding import GBT39046, PROVINCIAL_DEFAULT
 from services.hallctl.checks import _platform_check
-from services.sync.adapters.platform_http import PlatformHttp
 from services.sync.app import SyncApp
 from services.sync.domain import Backoff
 from services.sync.domain.platform import (
@@ -30,7 +29,7 @@ from services.sync.domain.platform import (
 from services.sync.settings import SyncSettings
 from services.sync.usecases.platform import NAME, SKIPPED
 from tests.conftest import MakeContext
-from tests.platform_fake import FakePlatform, coding_problem
+from tests.platform_fake import FakePlatform, ListedFeeds, coding_problem, connector_app
 
 pytestmark = pytest.mark.unit
 
@@ -161,25 +160,6 @@ def test_the_section_is_validated_naming_the_key() -> None:
 # --- the connector against the fake platform ------------------------------------------
 
 
-class FeedOfRating:
-    """This site's rating service as sync sees it: its evaluations feed."""
-
-    def __init__(self, items: list[dict[str, Any]]) -> None:
-        self.items = items
-
-    def call(self, service: str, method: str, *args: Any) -> Any:
-        assert (service, method) == ("rating", "feed"), (service, method)
-        _, since, limit = args
-        page = [i for i in self.items if i["_seq"] > since][:limit]
-        high = self.items[-1]["_seq"] if self.items else 0
-        return {
-            "items": page,
-            "last_seq": page[-1]["_seq"] if page else since,
-            "high_water": high,
-            "incarnation": "inc-1",
-        }
-
-
 @pytest.fixture
 def fake() -> Iterator[FakePlatform]:
     platform = FakePlatform(SECRET, "gbt39046", fail_rate=0.0).start()
@@ -189,27 +169,10 @@ def fake() -> Iterator[FakePlatform]:
 
 def connector(
     make_context: MakeContext, clock: ManualClock, url: str, **extra: Any
-) -> tuple[SyncApp, FeedOfRating]:
-    section = {
-        "upward": [],
-        "pull_catalog": False,
-        "platform": {
-            "url": url,
-            "profile": "gbt39046",
-            "secret": SECRET,
-            "batch_size": 4,
-            "read_timeout": 0.5,
-            **extra,
-        },
-    }
+) -> tuple[SyncApp, ListedFeeds]:
+    feed = ListedFeeds([evaluation(n, "system_default" if n == 3 else "pad") for n in range(1, 11)])
     context = make_context("sync", code=COUNTY, tier="county")
-    settings = SyncSettings.from_section(section, context.identity.tier)
-    assert settings.platform is not None
-    platform = PlatformHttp(settings.platform, COUNTY)
-    feed = FeedOfRating(
-        [evaluation(n, "system_default" if n == 3 else "pad") for n in range(1, 11)]
-    )
-    return SyncApp(context, settings, clock, platform=platform, local=feed), feed
+    return connector_app(context, clock, url, SECRET, feed, batch_size=4, **extra), feed
 
 
 def test_every_record_arrives_once_the_uncodable_is_skipped(

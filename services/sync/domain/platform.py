@@ -11,13 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.common.evaluation_coding import ExportProfile, export_record
+from services.common.evaluation_coding import (
+    RECTIFICATION_V1,
+    ExportProfile,
+    export_record,
+    rectification_record,
+)
 
 # Per-record outcomes a platform reply may carry; "duplicate" is an earlier send of the
 # same key (a resend after a lost reply): acknowledged like "accepted".
 ACKED = frozenset({"accepted", "duplicate"})
 REJECTED = "rejected"
 SIGNATURE_HEADERS = ("X-Hall-Timestamp", "X-Hall-Content-SHA256", "Authorization")
+# What each record of a batch is (``"kind"``), so one endpoint takes both sources.
+EVALUATION, RECTIFICATION = "evaluation", "rectification"
 
 
 def idempotency_key(record: Mapping[str, Any]) -> str:
@@ -36,12 +43,34 @@ def coded(
         return None, f"{profile.title} 无法编码该记录：{type(exc).__name__} {exc}"[:200]
     if data is None:
         return None, f"{profile.title} 没有该评价渠道（{record.get('channel')}）的代码"
+    return _payload(EVALUATION, record, data), None
+
+
+def coded_case(
+    record: Mapping[str, Any], zone: ZoneInfo
+) -> tuple[dict[str, Any] | None, str | None]:
+    """A rectification case version in ``rectification_v1`` (services/common/
+    evaluation_coding.py), or (None, why it cannot be coded): never guessed."""
+    try:
+        data, reason = rectification_record(record, zone)
+    except (KeyError, ValueError, TypeError) as exc:
+        return None, f"{RECTIFICATION_V1} 无法编码该记录：{type(exc).__name__} {exc}"[:200]
+    if data is None:
+        return None, reason
+    return _payload(RECTIFICATION, record, data, coding=RECTIFICATION_V1), None
+
+
+def _payload(
+    kind: str, record: Mapping[str, Any], data: dict[str, Any], **extra: str
+) -> dict[str, Any]:
     return {
+        "kind": kind,
         "idempotency_key": idempotency_key(record),
         "record_id": record["id"],
         "version": int(record.get("version") or 1),
+        **extra,
         "data": data,
-    }, None
+    }
 
 
 def body_digest(body: bytes) -> str:

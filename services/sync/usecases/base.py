@@ -50,6 +50,9 @@ RETENTION = "retention"
 PLATFORM = "platform"
 PLATFORM_PARKED = f"{PLATFORM}:rating.evaluations"
 PLATFORM_SKIPPED = f"{PLATFORM}-skipped:rating.evaluations"
+# Its second source, rating's rectification cases (``SYNC.platform.cases``).
+PLATFORM_CASES = f"{PLATFORM}:rating.cases"
+PLATFORM_CASES_SKIPPED = f"{PLATFORM}-skipped:rating.cases"
 # Errors after which the rest of an upstream session is pointless: the link is down.
 LINK_DOWN = frozenset({"unreachable", "timeout", "unknown_service"})
 # Failures after which the upstream connection is still sound (a typed answer came back).
@@ -72,9 +75,10 @@ class SyncState:
     # Who this process is in the store's leases (one active replicator per feed).
     holder: str = field(default_factory=lambda: uuid.uuid4().hex)
     leases: set[str] = field(default_factory=set)
-    # The platform connector's records acknowledged beyond its checkpoint (idempotency key
-    # → feed position): a page retried after a partial reply sends only the others.
-    platform_acked: dict[str, int] = field(default_factory=dict)
+    # The platform connector's records acknowledged beyond its checkpoints (per source:
+    # idempotency key → feed position): a page retried after a partial reply sends only
+    # the others.
+    platform_acked: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def close_session(self) -> None:
         session, self.session = self.session, None
@@ -116,6 +120,8 @@ class SyncBase:
             keys.append(OUTCOMES_FEED)
         if self.settings.platform is not None:
             keys += [PLATFORM_PARKED, PLATFORM_SKIPPED]
+            if self.settings.platform.cases:
+                keys += [PLATFORM_CASES, PLATFORM_CASES_SKIPPED]
         return keys
 
     def _check_feed(self, feed: str | None) -> None:
@@ -168,10 +174,10 @@ class SyncBase:
     ) -> Callable[[UpstreamSession], dict[str, Any]]:
         raise NotImplementedError
 
-    def _platform_run(self, due: bool) -> dict[str, Any]:
+    def _platform_run(self, due: Callable[[str], bool]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _retry_platform(self, feed: str | None = None) -> dict[str, int]:
+    def _retry_platform(self, feed: str | None = None) -> dict[str, Any]:
         raise NotImplementedError
 
     def platform_status(self) -> dict[str, Any]:

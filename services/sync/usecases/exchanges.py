@@ -16,7 +16,6 @@ from services.sync.usecases.base import (
     DOWN,
     KEY,
     LINK_DOWN,
-    PLATFORM_PARKED,
     PROXY_DOWN,
     RECONCILE,
     RETENTION,
@@ -28,6 +27,7 @@ from services.sync.usecases.base import (
     log,
     split,
 )
+from services.sync.usecases.platform import sources
 
 Job = Callable[[UpstreamSession], dict[str, Any]]
 
@@ -50,7 +50,8 @@ class Exchanges(SyncBase):
         tasks[RETENTION] = Task(s.retention_interval, s.backoff)
         tasks[KEY] = Task(s.key_check_interval, s.backoff)
         if s.platform is not None:
-            tasks[PLATFORM_PARKED] = Task(s.platform.interval, s.platform.backoff)
+            for source in sources(s.platform):
+                tasks[source.name] = Task(s.platform.interval, s.platform.backoff)
 
     def tick(self) -> None:
         """One timer tick: run whatever is due, unless an operator's push is running."""
@@ -59,8 +60,7 @@ class Exchanges(SyncBase):
         try:
             now = self.monotonic()
             self._run(lambda name: self.state.tasks[name].due(now))
-            platform = self.state.tasks.get(PLATFORM_PARKED)
-            self._platform_run(platform is not None and platform.due(self.monotonic()))
+            self._platform_run(lambda name: self.state.tasks[name].due(self.monotonic()))
             status = self.state.tasks[STATUS]
             if status.due(now):
                 self.status()
@@ -76,7 +76,7 @@ class Exchanges(SyncBase):
         """Run every exchange now, waiting for a running one to finish first."""
         with self.state.lock:
             results = self._run(lambda name: name != RECONCILE)
-            results.update(self._platform_run(True))
+            results.update(self._platform_run(lambda _name: True))
         return {"site_code": self.code, "results": results, "status": self.status()}
 
     def reconcile_now(self) -> dict[str, Any]:

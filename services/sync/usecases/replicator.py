@@ -17,6 +17,8 @@ from services.sync.ports import Pending, UpstreamSession
 from services.sync.store import Position, new_epoch
 from services.sync.usecases.base import (
     OUTCOMES_FEED,
+    PLATFORM_CASES,
+    PLATFORM_CASES_SKIPPED,
     PLATFORM_PARKED,
     PLATFORM_SKIPPED,
     SESSION_SURVIVES,
@@ -28,7 +30,7 @@ from services.sync.usecases.base import (
 
 # items read, batches, last position of the page, the page itself (incarnation, high water)
 Page = tuple[int, list[Span], int, dict[str, Any]]
-PLATFORM_FEEDS = (PLATFORM_PARKED, PLATFORM_SKIPPED)
+PLATFORM_FEEDS = (PLATFORM_PARKED, PLATFORM_SKIPPED, PLATFORM_CASES, PLATFORM_CASES_SKIPPED)
 
 
 class Replicator(SyncBase):
@@ -230,7 +232,7 @@ class Replicator(SyncBase):
             if self.settings.pull_outcomes and feed in (None, OUTCOMES_FEED):
                 summary[OUTCOMES_FEED] = self._retry_outcomes()
             if self.settings.platform is not None and feed in (None, *PLATFORM_FEEDS):
-                summary[PLATFORM_PARKED] = self._retry_platform_now(feed)
+                summary.update(self._retry_platform(feed))
             if not upward:
                 return {"site_code": self.code, "results": summary}
             try:
@@ -243,15 +245,6 @@ class Replicator(SyncBase):
                     self.state.close_session()
                 raise UpstreamUnavailable(message) from None
         return {"site_code": self.code, "results": summary}
-
-    def _retry_platform_now(self, feed: str | None) -> dict[str, Any]:
-        """The platform's parked and skipped records again; a platform that does not answer
-        is reported as the outcome (the upward feeds are retried all the same)."""
-        try:
-            return self._retry_platform(feed if feed in PLATFORM_FEEDS else None)
-        except Exception as exc:  # noqa: BLE001  (classified and reported, not raised)
-            reason, message = classify(exc)
-            return {"ok": False, "reason": reason, "error": message}
 
     def _retry_feed(self, up: UpstreamSession, key: str, ref: FeedRef) -> dict[str, int]:
         resolved = still = after = 0
