@@ -68,17 +68,25 @@ PHONE = re.compile(r"1[3-9][0-9]{9}")
 MAX_SKEW_S = 300
 
 
+def _fields_problem(data: Any, fields: tuple[str, ...]) -> str | None:
+    """Why ``data`` is not an object of exactly ``fields``, each text; or None."""
+    if not isinstance(data, dict):
+        return "记录不是对象"
+    missing = [name for name in fields if not isinstance(data.get(name), str)]
+    if missing:
+        return f"缺少字段：{'、'.join(missing)}"
+    extra = sorted(set(data) - set(fields))
+    if extra:
+        return f"多余字段：{'、'.join(extra)}"
+    return None
+
+
 def coding_problem(data: Any, profile: str) -> str | None:
     """Why ``data`` is not a valid record of ``profile``'s coding, or None."""
     coding = EXPORT_PROFILES[profile]
-    if not isinstance(data, dict):
-        return "记录不是对象"
-    missing = [name for name in REQUIRED if not isinstance(data.get(name), str)]
-    if missing:
-        return f"缺少字段：{'、'.join(missing)}"
-    extra = sorted(set(data) - set(REQUIRED))
-    if extra:
-        return f"多余字段：{'、'.join(extra)}"
+    problem = _fields_problem(data, REQUIRED)
+    if problem is not None:
+        return problem
     channels = {pair for pair in coding.channels.values() if pair is not None}
     if (data["评价渠道代码"], data["评价渠道"]) not in channels:
         return f"评价渠道代码 {data['评价渠道代码']} 与渠道 {data['评价渠道']} 不在代码表中"
@@ -113,14 +121,9 @@ def _valid_time(value: str, pattern: re.Pattern[str], form: str) -> bool:
 
 def rectification_problem(data: Any) -> str | None:
     """Why ``data`` is not a valid ``rectification_v1`` record, or None."""
-    if not isinstance(data, dict):
-        return "记录不是对象"
-    missing = [name for name in RECTIFICATION_FIELDS if not isinstance(data.get(name), str)]
-    if missing:
-        return f"缺少字段：{'、'.join(missing)}"
-    extra = sorted(set(data) - set(RECTIFICATION_FIELDS))
-    if extra:
-        return f"多余字段：{'、'.join(extra)}"
+    problem = _fields_problem(data, RECTIFICATION_FIELDS)
+    if problem is not None:
+        return problem
     if (data["办理状态代码"], data["办理状态"]) not in set(CASE_STATES.values()):
         return f"办理状态代码 {data['办理状态代码']} 与办理状态 {data['办理状态']} 不符"
     if (data["定性代码"], data["定性"]) not in {("", ""), *CASE_CLASSIFICATIONS.values()}:
@@ -170,7 +173,7 @@ def seed_cases(data: Path, code: str) -> set[str]:
     settings = RatingSettings(privacy_salt="platform-test-salt-0123")
     try:
         evaluations = store.collection("evaluations").changes_since(0, 1_000_000)
-        cases = [
+        cases: list[dict[str, Any]] = [
             {
                 **open_case(e, parse_iso(e["submitted_at"]), settings, WorkingCalendar()),
                 "version": 1,

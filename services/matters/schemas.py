@@ -57,6 +57,11 @@ def _optional_id(max_len: int) -> fields.String:
     )
 
 
+def _code(**kw: Any) -> fields.String:
+    """A matter's 实施编码 as an argument (its full rule is ``domain.catalog``'s)."""
+    return identifier(24, **kw)
+
+
 def _list(
     inner: fields.Field[Any], max_items: int = 100, min_items: int = 0, **kw: Any
 ) -> fields.List[Any]:
@@ -161,6 +166,9 @@ class SearchSchema(Arguments):
     online = boolean(load_default=None, allow_none=True)
     availability = text(load_default=None, allow_none=True, validate=[one_of(AVAILABILITY)])
     include_retired = boolean(load_default=False)
+    # Exactly these matters (e.g. the names of a report's rows, in one call); with the
+    # other filters, those of them that also match.
+    codes = _list(_code(), 100, load_default=None, allow_none=True)
     limit = integer(1, 100, load_default=20)
     offset = integer(0, 100000, load_default=0)
 
@@ -183,11 +191,6 @@ class PresentedSchema(Arguments):
 class RefusalSchema(Arguments):
     reason = text(500, required=True)
     basis = text(500, required=True)
-
-
-def _code(**kw: Any) -> fields.String:
-    """A matter's 实施编码 as an argument (its full rule is ``domain.catalog``'s)."""
-    return identifier(24, **kw)
 
 
 class SubmitSchema(Arguments):

@@ -131,12 +131,16 @@ class CatalogIndex:
         online: bool | None = None,
         include_retired: bool = False,
         availability: str | None = None,
+        codes: list[str] | None = None,
         limit: int = 20,
         offset: int = 0,
     ) -> tuple[int, list[dict[str, Any]]]:
-        """``(total, page)``: matches ranked name-prefix, name, alias, then by code."""
+        """``(total, page)``: matches ranked name-prefix, name, alias, then by code; only
+        ``codes`` when given."""
         terms = [_normalise(t) for t in q.split() if t.strip()]
         sets: list[set[str]] = [self.text.matching(t) for t in terms]
+        if codes is not None:
+            sets.append(set(codes) & self.summaries.keys())
         if not include_retired:
             sets.append(self.facets.get(("status", "published"), set()))
         for key, value in (

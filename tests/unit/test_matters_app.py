@@ -546,6 +546,21 @@ def test_search_params_are_validated(make: Make) -> None:
     assert all(i["type"] == "07" and i["online"] for i in result["items"])
 
 
+def test_search_by_codes_answers_exactly_those_in_one_call(make: Make) -> None:
+    app = make(seed_catalog=SEED)
+    some_codes = [i["code"] for i in app.search({"limit": 3})["items"]]
+    wanted = [*some_codes, "0700018999421302999"]  # the last is no matter of the catalog
+    found = app.search({"codes": wanted, "limit": 10})
+    assert sorted(i["code"] for i in found["items"]) == sorted(some_codes)
+    assert found["total"] == 3
+    narrowed = app.search({"codes": wanted, "q": found["items"][0]["name"], "limit": 10})
+    assert [i["code"] for i in narrowed["items"]] == [found["items"][0]["code"]]
+    for bad in (["x"] * 101, ["<script>"], "0700018004421302001"):
+        with pytest.raises(InvalidInput) as caught:
+            app.search({"codes": bad})
+        assert [k.split("[")[0] for k in caught.value.fields] == ["codes"]
+
+
 OVERRIDE_2027 = """2027:
   holidays: [2027-01-01, 2027-02-05, 2027-02-06, 2027-02-07, 2027-02-08, 2027-02-09,
              2027-02-10, 2027-02-11]

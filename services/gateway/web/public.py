@@ -8,6 +8,7 @@ the report may be cached for a short while; the security headers stay."""
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from werkzeug.wrappers import Request, Response
 
 from services.common import service as base
 from services.common.errors import HallError, InvalidInput, NotFound
+from services.common.validation import ID_PATTERN
 from services.gateway.app import GatewayApp
 from services.gateway.web import guide, report
 from services.gateway.web.screens import as_gateway, page
@@ -26,7 +28,8 @@ CALM = "服务暂时无法连接，请稍后再试。您的浏览不受影响，
 NOTICE_BODY = {"report.css": "report", "guide.css": "mobile guide"}  # body classes per sheet
 # What a period looks like, said once for the reader; rating's own check decides.
 PERIOD_RULE = "期间应为 YYYY-MM（月度，如 2026-05）或 YYYY（年度，如 2026）"
-MATTER_LOOKUPS = 100  # matter names resolved for one report, at most (one RPC each)
+MATTER_LOOKUPS = 100  # matter names resolved for one report, at most (matters' page limit)
+MATTER_CODE = re.compile(f"(?:{ID_PATTERN})\\Z")
 
 
 class PublicPages:
@@ -99,14 +102,22 @@ class PublicPages:
         return answer
 
     def _matter_names(self, groups: list[dict[str, Any]]) -> dict[str, str]:
-        """Matter codes as their catalog names; a code matters cannot name stays a code."""
-        names: dict[str, str] = {}
-        for group in groups[:MATTER_LOOKUPS]:
-            try:
-                names[group["key"]] = self._public("matters", "get_matter", group["key"])["name"]
-            except HallError:
-                continue
-        return names
+        """Matter codes as their catalog names, in one call; a code matters cannot name (or
+        that is no code at all) stays as it is."""
+        codes = [
+            g["key"]
+            for g in groups
+            if isinstance(g.get("key"), str) and len(g["key"]) <= 24 and MATTER_CODE.match(g["key"])
+        ][:MATTER_LOOKUPS]
+        if not codes:
+            return {}
+        try:
+            found = self._public(
+                "matters", "search_matters", codes=codes, include_retired=True, limit=len(codes)
+            )
+        except HallError:
+            return {}  # the report still reads, by code
+        return {item["code"]: item["name"] for item in found["items"] if item.get("name")}
 
     # --- 办事指南 (phone) ---------------------------------------------------------------
     @base.api("GET", "/m/guide", exposed=True)

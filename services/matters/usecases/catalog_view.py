@@ -207,6 +207,7 @@ class CatalogView(MattersBase):
             online=query["online"],
             availability=query["availability"],
             include_retired=query["include_retired"],
+            codes=query["codes"],
             limit=query["limit"],
             offset=query["offset"],
         )
